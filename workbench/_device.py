@@ -1,0 +1,207 @@
+"""GPU mechanics behind :class:`workbench.Frame`; imported only when a GPU is used.
+
+Three jobs:
+
+* pin host buffers *in place* (``cudaHostRegister``), so copies run at PCIe/C2C speed
+  and kernels can read them mapped, without a second host copy;
+* move Arrow buffers to the device, one ``cudaMemcpy`` per buffer, recorded in the
+  session's transfer log;
+* build pylibcudf columns over device (or device-visible host) buffers without
+  going through pageable staging copies.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pyarrow as pa
+
+import pylibcudf as plc
+import rmm
+from cuda.bindings import runtime as cudart
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+# cudaHostRegisterPortable | cudaHostRegisterMapped: usable from every context and
+# readable by kernels through the same (UVA) address.
+_REGISTER_FLAGS = 0x01 | 0x02
+# Registering small buffers costs a driver call each and gains nothing measurable.
+MIN_PIN_BYTES = 1 << 20
+# libcudf wants null masks padded to 64 bytes.
+_MASK_ALIGN = 64
+
+_ARROW_TO_PLC = {
+    pa.int8(): plc.TypeId.INT8, pa.int16(): plc.TypeId.INT16,
+    pa.int32(): plc.TypeId.INT32, pa.int64(): plc.TypeId.INT64,
+    pa.uint8(): plc.TypeId.UINT8, pa.uint16(): plc.TypeId.UINT16,
+    pa.uint32(): plc.TypeId.UINT32, pa.uint64(): plc.TypeId.UINT64,
+    pa.float32(): plc.TypeId.FLOAT32, pa.float64(): plc.TypeId.FLOAT64,
+    pa.date32(): plc.TypeId.TIMESTAMP_DAYS,
+}
+_TIME_UNITS = {"s": "SECONDS", "ms": "MILLISECONDS", "us": "MICROSECONDS", "ns": "NANOSECONDS"}
+
+
+def _check(result, what: str):
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"{what} failed: {cudart.cudaGetErrorName(err)[1].decode()}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+# ---------------------------------------------------------------- pinning in place
+_pinned_lock = threading.Lock()
+_pinned: dict[int, int] = {}  # registered page-aligned start -> length
+
+
+def pinned_bytes() -> int:
+    """Host bytes currently registered by frames of this process."""
+    with _pinned_lock:
+        return sum(_pinned.values())
+
+
+def is_pinned(address: int, size: int) -> bool:
+    """True when ``[address, address + size)`` lies inside one registered range."""
+    with _pinned_lock:
+        return any(s <= address and address + size <= s + n for s, n in _pinned.items())
+
+
+def page_ranges(buffers) -> list[tuple[int, int]]:
+    """Page-aligned, merged ``(start, length)`` ranges covering the large buffers."""
+    spans = sorted(
+        (b.address // PAGE * PAGE, -(-(b.address + b.size) // PAGE) * PAGE)
+        for b in buffers if b is not None and b.size >= MIN_PIN_BYTES
+    )
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e - s) for s, e in merged]
+
+
+def register(ranges, limit: int) -> tuple[list[tuple[int, int]], int]:
+    """Pin ranges in place, stopping at ``limit`` pinned bytes in the process.
+
+    Returns the ranges that were registered and the bytes left unpinned (over the
+    limit, or refused by the driver, e.g. pages already registered by someone else).
+    """
+    done, skipped = [], 0
+    for start, length in ranges:
+        with _pinned_lock:
+            over = sum(_pinned.values()) + length > limit
+        if over:
+            skipped += length
+            continue
+        err, = cudart.cudaHostRegister(start, length, _REGISTER_FLAGS)
+        if err != cudart.cudaError_t.cudaSuccess:
+            cudart.cudaGetLastError()  # clear the sticky-free error state
+            skipped += length
+            continue
+        with _pinned_lock:
+            _pinned[start] = length
+        done.append((start, length))
+    return done, skipped
+
+
+def unregister(ranges) -> None:
+    for start, _ in ranges:
+        with _pinned_lock:
+            if _pinned.pop(start, None) is None:
+                continue
+        cudart.cudaHostUnregister(start)
+
+
+# ---------------------------------------------------------------- host -> device
+class _Memory:
+    """A CUDA-array-interface view of raw memory (host mapped, unified, or device)."""
+
+    def __init__(self, ptr: int, size: int, owner=None):
+        self.ptr, self.size, self.owner = ptr, size, owner
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (self.size,), "typestr": "|u1", "data": (self.ptr, False),
+                "version": 3, "strides": None, "stream": None}
+
+
+def _copy_buffer(buf: pa.Buffer, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
+    """One host->device copy of an Arrow buffer into a new device allocation."""
+    padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
+    dev = rmm.DeviceBuffer(size=padded)
+    kind = "pinned" if is_pinned(buf.address, nbytes) else "pageable"
+    start = time.perf_counter()
+    if nbytes:
+        _check(cudart.cudaMemcpy(dev.ptr, buf.address, nbytes,
+                                 cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+    if log is not None:
+        log.record(what, nbytes, "host-to-device", kind, time.perf_counter() - start)
+    return dev
+
+
+def _device_view(buf: pa.Buffer, nbytes: int) -> plc.gpumemoryview:
+    """The host buffer itself, seen by the GPU (unified memory or registered+mapped)."""
+    padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
+    # Arrow pads allocations to 64 bytes, so the padded view stays inside the buffer.
+    return plc.gpumemoryview(_Memory(buf.address, min(padded, buf.size) or nbytes, buf))
+
+
+def plc_type(arrow_type: pa.DataType) -> plc.DataType | None:
+    """The pylibcudf type with the same memory layout, or None (needs conversion)."""
+    if arrow_type in _ARROW_TO_PLC:
+        return plc.DataType(_ARROW_TO_PLC[arrow_type])
+    if pa.types.is_timestamp(arrow_type):
+        return plc.DataType(getattr(plc.TypeId, "TIMESTAMP_" + _TIME_UNITS[arrow_type.unit]))
+    if pa.types.is_duration(arrow_type):
+        return plc.DataType(getattr(plc.TypeId, "DURATION_" + _TIME_UNITS[arrow_type.unit]))
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return plc.DataType(plc.TypeId.STRING)
+    return None
+
+
+def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
+    """A pylibcudf column holding ``arr``: a view when ``zero_copy``, else one copy.
+
+    ``zero_copy`` is only valid where the GPU can read the host buffers (unified
+    memory, or registered and mapped). Types whose layouts differ (booleans are
+    bit-packed in Arrow, one byte in libcudf; decimals, dictionaries, nested types)
+    go through ``pylibcudf.Column.from_arrow``, which copies through pageable memory.
+    """
+    dtype = plc_type(arr.type)
+    if dtype is None:
+        start = time.perf_counter()
+        col = plc.Column.from_arrow(arr)
+        if log is not None:
+            log.record(f"{name} (converted {arr.type})", arr.nbytes, "host-to-device",
+                       "pageable", time.perf_counter() - start)
+        return col
+    buffers = arr.buffers()
+    validity = buffers[0] if arr.null_count else None
+    n = len(arr) + arr.offset
+
+    def place(buf, nbytes, part):
+        if zero_copy:
+            if log is not None:
+                log.record(f"{name}.{part}", nbytes, "host-to-device", "mapped", 0.0)
+            return _device_view(buf, nbytes)
+        return plc.gpumemoryview(_copy_buffer(buf, nbytes, f"{name}.{part}", log))
+
+    mask = place(validity, -(-n // 8), "validity") if validity is not None else None
+    if dtype.id() == plc.TypeId.STRING:
+        wide = pa.types.is_large_string(arr.type)
+        width = 8 if wide else 4
+        offsets_buf, chars_buf = buffers[1], buffers[2]
+        offsets = plc.Column(plc.DataType(plc.TypeId.INT64 if wide else plc.TypeId.INT32),
+                             n + 1, place(offsets_buf, (n + 1) * width, "offsets"),
+                             None, 0, 0, [])
+        chars_len = int(arr.offsets[-1].as_py()) if len(arr) else 0
+        chars = place(chars_buf, chars_len, "chars") if chars_buf is not None else None
+        return plc.Column(dtype, len(arr), chars, mask, arr.null_count, arr.offset, [offsets])
+    width = arr.type.bit_width // 8
+    data = place(buffers[1], n * width, "data")
+    return plc.Column(dtype, len(arr), data, mask, arr.null_count, arr.offset, [])
+
+
+def synchronize() -> None:
+    _check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize")

@@ -1,0 +1,175 @@
+"""``workbench.collect``: run a polars LazyFrame on the GPU when there is one, else the CPU.
+
+How a query over Frames runs on the GPU
+---------------------------------------
+``Frame.lazy()`` is a polars IO-source scan over the frame. When the polars GPU
+engine (cudf-polars) executes the plan inside :func:`collect`, the scan hands it the
+frame's *device-resident* columns (or, on unified memory, views of the host buffers),
+so the host->device copy is paid once per column and later queries reuse it. When
+the columns a query needs do not fit the resident limit (half the device memory or
+budget), :func:`collect` runs the query again with cudf-polars' streaming executor,
+the scan then yielding host chunks of ``budget / 16`` bytes each, so data larger
+than the GPU still runs. Anything the GPU cannot do runs on the CPU with a warning
+(``raise_on_fail=True`` makes that an error), as polars does for ``engine="gpu"``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import polars as pl
+
+from workbench.residency import DoesNotFit
+from workbench.session import current_session
+
+ENGINES = ("auto", "cpu", "gpu", "streaming")
+
+# The executor the GPU engine is running inside collect(): "in-memory", "streaming"
+# or None. A lock makes GPU collects of a process run one at a time.
+_gpu_executor: str | None = None
+_gpu_lock = threading.Lock()
+
+
+def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | None = None) -> pl.DataFrame:
+    """Run a polars query, on the GPU when the session has one.
+
+    Parameters
+    ----------
+    lf : polars.LazyFrame
+        The query, e.g. ``frame.lazy().group_by("k").agg(pl.col("v").sum())``.
+        Scans of files (``pl.scan_parquet``) and in-memory polars frames work too;
+        Frames additionally stay resident on the GPU between queries.
+    engine : {"auto", "cpu", "gpu", "streaming"}
+        ``"auto"``: the GPU when the session has one, else polars on the CPU.
+        ``"gpu"``: the GPU; without one, the CPU with a warning (or an error when
+        ``raise_on_fail``). ``"cpu"``: polars' in-memory engine. ``"streaming"``:
+        polars' CPU streaming engine, for data larger than host memory.
+    raise_on_fail : bool, optional
+        Raise instead of falling back to the CPU when the query cannot run on the
+        GPU. Defaults to the session's ``strict``.
+
+    Returns
+    -------
+    polars.DataFrame
+    """
+    if not isinstance(lf, pl.LazyFrame):
+        raise TypeError(f"collect takes a polars LazyFrame, got {type(lf).__name__}; "
+                        "use frame.lazy() or df.lazy() to make one")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    session = current_session()
+    strict = session.strict if raise_on_fail is None else raise_on_fail
+    if engine == "cpu":
+        return lf.collect()
+    if engine == "streaming":
+        return lf.collect(engine="streaming")
+    if not session.gpu:
+        if engine == "gpu":
+            session.fallback("collect", session._why_cpu(), strict=strict)
+        return lf.collect()
+    session.ensure_gpu()
+    with _gpu_lock:
+        try:
+            return _run_gpu(lf, session, "in-memory")
+        except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
+            if not _does_not_fit(err):
+                session.fallback("collect", _reason(err), strict=strict)
+                return lf.collect()
+        session.note("collect: inputs larger than the resident limit; using the streaming executor")
+        try:
+            return _run_gpu(lf, session, "streaming")
+        except Exception as err:  # noqa: BLE001
+            session.fallback("collect (streaming)", _reason(err), strict=strict)
+            return lf.collect(engine="streaming")
+
+
+def _run_gpu(lf: pl.LazyFrame, session, executor: str) -> pl.DataFrame:
+    global _gpu_executor
+    engine = session.policy.polars_engine(executor=executor, raise_on_fail=True)
+    _gpu_executor = executor
+    try:
+        result = lf.collect(engine=engine)
+    finally:
+        _gpu_executor = None
+    session.transfers.record("collect result", result.estimated_size(), "device-to-host",
+                             "pageable", 0.0)
+    return result
+
+
+def _does_not_fit(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, DoesNotFit) or DoesNotFit.MARKER in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+def _called_by_gpu_engine() -> bool:
+    """True when the caller is cudf-polars (the GPU engine), not polars' CPU engine."""
+    frame = sys._getframe(2)
+    for _ in range(6):
+        if frame is None:
+            return False
+        if frame.f_globals.get("__name__", "").startswith("cudf_polars"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def scan_source(frame):
+    """The IO-source function behind ``Frame.lazy()``.
+
+    polars' CPU engine gets the frame's zero-copy polars view (projected, filtered);
+    the GPU engine inside :func:`collect` gets device-resident columns (in-memory
+    executor) or host chunks of the streaming partition size (streaming executor);
+    the GPU engine called directly by polars gets the host view and copies it itself.
+    """
+
+    def source(with_columns, predicate, n_rows, batch_size):
+        names = list(with_columns) if with_columns is not None else frame.columns
+        if _gpu_executor == "in-memory" and _called_by_gpu_engine():
+            yield _device_frame(frame, names)
+            return
+        df = frame.to_polars().select(names)
+        if predicate is not None:
+            df = df.filter(predicate)
+        if n_rows is not None:
+            df = df.head(n_rows)
+        if _gpu_executor == "streaming":
+            yield from _host_chunks(frame, df)
+        else:
+            yield df
+
+    return source
+
+
+def _device_frame(frame, names):
+    """A cudf-polars DataFrame over the frame's resident (or unified) columns."""
+    from cudf_polars.containers import Column, DataFrame, DataType
+    from cudf_polars.utils.cuda_stream import get_cuda_stream
+
+    schema = frame.schema
+    if any(isinstance(schema[n], (pl.Categorical, pl.Enum)) for n in names):
+        # cudf-polars builds categoricals itself: let it copy this scan.
+        return frame.to_polars().select(names)
+    columns = frame._device_columns(names)
+    return DataFrame(
+        [Column(col, DataType(schema[n]), name=n) for col, n in zip(columns, names)],
+        stream=get_cuda_stream(),
+        num_rows=len(frame),
+    )
+
+
+def _host_chunks(frame, df: pl.DataFrame):
+    """Zero-copy row slices of ``df`` of about the streaming partition size."""
+    partition = max(1, frame._session.policy.device_memory // 16)
+    row_bytes = max(1, df.estimated_size() // max(1, df.height))
+    step = max(1, partition // row_bytes)
+    for start in range(0, max(df.height, 1), step):
+        yield df.slice(start, step)
