@@ -1,0 +1,223 @@
+"""Frame and collect on a real GPU: pinning, views, residency, invalidation, accounting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import workbench as wb
+from workbench.errors import GPUFallbackWarning, PinnedLimitWarning
+
+pytestmark = pytest.mark.gpu
+
+N = 4_000_000  # 32 MB per float64 column: large enough to be pinned
+
+
+def _table(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    return pa.table({
+        "k": pa.array(rng.integers(0, 100, n), pa.int32()),
+        "s": pa.array([f"id{i:03d}" for i in range(100)], pa.large_string()).take(
+            pa.array(rng.integers(0, 100, n))),
+        "v": rng.normal(size=n),
+        "w": pa.array(np.where(rng.random(n) < 0.1, np.nan, rng.random(n)), from_pandas=True),
+    })
+
+
+@pytest.fixture
+def session():
+    return wb.init(backend="gpu")
+
+
+def test_frames_are_pinned_in_place_and_unpinned_when_freed(session):
+    from workbench import _device
+
+    assert session.hardware.platform == "discrete" and session.policy.host_buffers == "pinned"
+    before = _device.pinned_bytes()
+    frame = wb.Frame.from_arrow(_table())
+    assert _device.pinned_bytes() - before >= 3 * N * 4
+    locations = dict(frame.placement().select("column", "location").iter_rows())
+    assert locations["v"] == "host pinned" and locations["s"] == "host pinned"
+    del frame
+    gc.collect()
+    assert _device.pinned_bytes() == before
+
+
+def test_to_cudf_copies_once_at_pinned_speed_then_stays_resident(session):
+    frame = wb.Frame.from_arrow(_table())
+    mark = len(session.transfers)
+    first = frame.to_cudf()
+    copies = session.transfers.since(mark)
+    assert sum(t.nbytes for t in copies) >= frame.nbytes - 64 * 4  # every buffer, once
+    assert {t.kind for t in copies if t.nbytes >= 1 << 20} == {"pinned"}
+    assert all(t.direction == "host-to-device" for t in copies)
+    mark = len(session.transfers)
+    second = frame.to_cudf()
+    assert session.transfers.since(mark) == []  # resident: no copy the second time
+    assert "device resident" in frame.placement()["location"][0]
+    expected = frame.to_arrow()
+    for got in (first, second):
+        table = got.to_arrow(preserve_index=False)
+        for name in expected.column_names:
+            assert table.column(name).to_pylist()[:1000] == expected.column(name).to_pylist()[:1000]
+        assert got["v"].sum() == pytest.approx(float(np.sum(expected.column("v").to_numpy())))
+
+
+def test_mapped_view_over_pinned_memory_is_zero_copy(session):
+    from workbench import _device
+
+    frame = wb.Frame.from_arrow(_table())
+    arr = frame.to_arrow().column("v").chunk(0)
+    mark = len(session.transfers)
+    col = _device.to_column(arr, "v", zero_copy=True, log=session.transfers)
+    assert col.data().ptr == arr.buffers()[1].address  # the GPU reads the host buffer itself
+    assert all(t.kind == "mapped" for t in session.transfers.since(mark))
+    import cudf
+
+    total = cudf.DataFrame.from_pylibcudf(
+        __import__("pylibcudf").Table([col]), {"columns": ["v"]})["v"].sum()
+    assert total == pytest.approx(float(np.sum(arr.to_numpy())))
+
+
+ARROW_TYPES = {
+    "int64": (pa.int64(), st.integers(-2**63, 2**63 - 1)),
+    "int16": (pa.int16(), st.integers(-2**15, 2**15 - 1)),
+    "float32": (pa.float32(), st.floats(width=32, allow_nan=False)),
+    "bool": (pa.bool_(), st.booleans()),
+    "string": (pa.large_string(), st.text(max_size=6)),
+    "short_string": (pa.string(), st.text(max_size=6)),
+    "date": (pa.date32(), st.dates(dt.date(1970, 1, 1), dt.date(2100, 1, 1))),
+    "ts": (pa.timestamp("us"), st.datetimes(dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1))),
+}
+
+
+@st.composite
+def tables(draw):
+    kinds = draw(st.lists(st.sampled_from(sorted(ARROW_TYPES)), min_size=1, max_size=5))
+    rows = draw(st.integers(0, 50))
+    cols = {}
+    for i, kind in enumerate(kinds):
+        typ, values = ARROW_TYPES[kind]
+        cols[f"c{i}"] = pa.array(draw(st.lists(st.one_of(st.none(), values),
+                                               min_size=rows, max_size=rows)), type=typ)
+    return pa.table(cols)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tables())
+def test_gpu_views_equal_the_host_data(table):
+    wb.init(backend="gpu")
+    frame = wb.Frame.from_arrow(table)
+    got = frame.to_cudf().to_arrow(preserve_index=False)
+    for name in table.column_names:
+        assert got.column(name).to_pylist() == table.column(name).to_pylist(), name
+
+
+QUERIES = {
+    "sum_by_k": lambda lf: lf.group_by("k").agg(pl.col("v").sum(), pl.col("w").mean()).sort("k"),
+    "by_string": lambda lf: lf.group_by("s").agg(pl.len(), pl.col("v").max()).sort("s"),
+    "filter": lambda lf: lf.filter(pl.col("v") > 1.5).select(pl.col("k").sum(), pl.len()),
+    "join": lambda lf: lf.group_by("k").agg(pl.col("v").mean().alias("m"))
+                         .join(lf.group_by("k").agg(pl.len()), on="k").sort("k"),
+}
+
+
+def test_collect_on_gpu_equals_cpu_and_copies_each_column_once(session):
+    frame = wb.Frame.from_arrow(_table())
+    mark = len(session.transfers)
+    for name, query in QUERIES.items():
+        expected = query(frame.to_polars().lazy()).collect()
+        assert_frame_equal(wb.collect(query(frame.lazy()), raise_on_fail=True), expected,
+                           check_exact=False, rel_tol=1e-9), name
+    copied = [t for t in session.transfers.since(mark) if t.direction == "host-to-device"]
+    # k, s, v, w each copied once (strings: offsets + chars), whatever the number of queries
+    assert {t.what.split(".")[0] for t in copied} == {"k", "s", "v", "w"}
+    assert len([t for t in copied if t.what == "v.data"]) == 1
+    mark = len(session.transfers)
+    wb.collect(QUERIES["sum_by_k"](frame.lazy()), raise_on_fail=True)
+    assert [t for t in session.transfers.since(mark) if t.direction == "host-to-device"] == []
+    assert not any("could not run" in m for _, m in session.log)
+
+
+def test_changed_frame_is_never_stale_on_the_gpu(session):
+    frame = wb.Frame.from_arrow(_table(100_000))
+    q = lambda: wb.collect(frame.lazy().select(pl.col("v").sum()), raise_on_fail=True).item()
+    before = q()
+    assert frame.to_cudf()["v"].sum() == pytest.approx(before)
+    frame["v"] = pl.Series(np.ones(100_000))
+    mark = len(session.transfers)
+    assert q() == 100_000
+    assert frame.to_cudf()["v"].sum() == 100_000
+    recopied = {t.what for t in session.transfers.since(mark) if t.direction == "host-to-device"}
+    assert recopied == {"v.data"}  # only the changed column travels again
+
+
+def test_to_cupy_builds_the_matrix_from_resident_columns(session):
+    frame = wb.Frame.from_arrow(_table(200_000))
+    frame.to_cudf(["k", "v"])
+    mark = len(session.transfers)
+    m = frame.to_cupy(["k", "v"])
+    assert session.transfers.since(mark) == []
+    np.testing.assert_allclose(m.get(), frame.to_numpy(["k", "v"]))
+    with pytest.raises(TypeError, match="'s'.*string"):
+        frame.to_cupy(["s"])
+
+
+def test_pinned_limit_falls_back_to_pageable_with_a_warning(session):
+    session.ensure_gpu()
+    limit = session.policy.pinned_limit
+    # The applied policy object itself is changed (a new one could not be applied).
+    object.__setattr__(session.policy, "pinned_limit", 1)
+    try:
+        with pytest.warns(PinnedLimitWarning, match="not pinned"):
+            frame = wb.Frame.from_arrow(_table(1_000_000))
+    finally:
+        object.__setattr__(session.policy, "pinned_limit", limit)
+    assert set(frame.placement()["location"]) == {"host plain"}
+    mark = len(session.transfers)
+    frame.to_cudf(["v"])
+    assert {t.kind for t in session.transfers.since(mark)} == {"pageable"}
+
+
+def test_inputs_larger_than_the_resident_limit_stream(session):
+    frame = wb.Frame.from_arrow(_table(1_000_000))
+    session.residency.clear()
+    limit = session.residency.limit
+    session.residency.limit = 1_000_000  # far smaller than the 16 MB the query needs
+    try:
+        q = QUERIES["sum_by_k"]
+        got = wb.collect(q(frame.lazy()), raise_on_fail=True)
+    finally:
+        session.residency.limit = limit
+    assert_frame_equal(got, q(frame.to_polars().lazy()).collect(), check_exact=False, rel_tol=1e-9)
+    assert any("streaming executor" in m for _, m in session.log)
+
+
+def test_unsupported_query_falls_back_or_raises(session):
+    frame = wb.Frame.from_arrow(_table(1000))
+    q = frame.lazy().select(pl.col("v").map_batches(lambda s: s * 2, return_dtype=pl.Float64))
+    with pytest.warns(GPUFallbackWarning):
+        out = wb.collect(q)
+    assert out["v"][0] == pytest.approx(2 * frame.to_arrow().column("v")[0].as_py())
+    with pytest.raises(Exception, match="GPU"):
+        wb.collect(q, raise_on_fail=True)
+
+
+def test_ml_fit_on_gpu_matches_cpu(session):
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    frame = wb.Frame.from_polars(pl.DataFrame({
+        "x1": x1, "x2": x2, "label": (x1 - x2 + rng.normal(scale=0.5, size=n) > 0).astype(np.int32)}))
+    gpu = wb.ml.fit(frame, "label", ["x1", "x2"], backend="gpu")
+    cpu = wb.ml.fit(frame, "label", ["x1", "x2"], backend="cpu")
+    assert gpu.backend == "gpu" and type(gpu.model).__module__.startswith("cuml")
+    assert abs(gpu.metrics["accuracy"] - cpu.metrics["accuracy"]) < 0.01
