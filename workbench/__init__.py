@@ -21,7 +21,7 @@ _LAZY = {
     "Session": ("workbench.session", "Session"),
     "current_session": ("workbench.session", "current_session"),
     "show_versions": ("workbench.versions", "show_versions"),
-    "doctor": ("workbench.doctor", "doctor"),
+    "doctor": ("workbench.checkup", "doctor"),
     "Frame": ("workbench.frame", "Frame"),
     "collect": ("workbench.engine", "collect"),
     "datasets": ("workbench.datasets", None),

@@ -21,7 +21,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(as_json: bool) -> None:
     """Check this machine: hardware, memory policy, versions, and what to fix."""
-    from workbench.doctor import run
+    from workbench.checkup import run
 
     report = run()
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
@@ -36,6 +36,16 @@ def demo(rows: int, backend: str | None) -> None:
     from workbench.demo import run
 
     run(rows=rows, backend=backend)
+
+
+from workbench.bench.cli import bench  # noqa: E402
+
+main.add_command(bench)
+
+
+from workbench.datasets_cli import datasets_group  # noqa: E402
+
+main.add_command(datasets_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,7 @@ memory policy, reads the versions, and runs checks. Each failed check has a fix.
 Imports of cudf, cuml and cudf_polars are tried in a subprocess first, so an import
 that crashes the interpreter is reported with its signal instead of suffered.
 
->>> from workbench.doctor import run
+>>> from workbench.checkup import run
 >>> report = run()
 >>> isinstance(report.ok, bool)
 True
@@ -18,7 +18,6 @@ import importlib.util
 import signal as _signal
 import subprocess
 import sys
-import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -323,18 +322,3 @@ def doctor(probes: Probes | None = None, importer: Importer | None = None) -> Do
     report = run(probes, importer)
     print(report.format())
     return report
-
-
-class _CallableModule(types.ModuleType):
-    """``workbench.doctor`` is both this module and the function ``wb.doctor()``.
-
-    Importing the submodule sets the package attribute ``workbench.doctor`` to the
-    module, hiding the lazily exported function; a callable module keeps
-    ``wb.doctor()`` working whichever was imported first.
-    """
-
-    def __call__(self, probes: Probes | None = None, importer: Importer | None = None) -> DoctorReport:
-        return doctor(probes, importer)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 
 from tests.profiles import GB, NvmlDevice, NvmlInfo, PROFILES, probes
-from workbench.doctor import GPU_MODULES, POLARS_REQUIREMENT, Check, ImportOutcome, run, subprocess_import
+from workbench.checkup import GPU_MODULES, POLARS_REQUIREMENT, Check, ImportOutcome, run, subprocess_import
 from workbench.hardware import DriverInfo
 from workbench.versions import DISTRIBUTIONS, show_versions, stack_versions
 
-doctor_mod = sys.modules["workbench.doctor"]
+doctor_mod = sys.modules["workbench.checkup"]
 
 VERSIONS = {  # a complete CUDA 13 install, as stack_versions() reports it
     "python": "3.12.3", "workbench": "0.1.0", "polars": "1.44.2", "cudf": "26.10.2",
@@ -161,7 +161,7 @@ def test_doctor_prints(capsys):
     report = doctor_mod.doctor(probes("none"), importer=not_installed)
     assert report.ok
     assert "memory policy: cpu" in capsys.readouterr().out
-    # wb.doctor() works although the submodule workbench.doctor was imported first.
+    # the top-level function, beside the checkup module
     assert wb.doctor(probes("none"), not_installed).ok
     assert "memory policy: cpu" in capsys.readouterr().out
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
+#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff suite-small
+# Everything printed goes to $OUT/batch.log; JSON results beside it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder for the results}"
+mkdir -p "$OUT"
+[ -d /tmp/site ] && export PYTHONPATH="/tmp/site:$PWD"
+export PYTHONUNBUFFERED=1 WORKBENCH_DATA="${WORKBENCH_DATA:-/tmp/wb-data}"
+run() {
+  for stage in "$@"; do
+    echo "=== $stage $(date -u +%H:%M:%S)"
+    case "$stage" in
+      doctor)
+        timeout 180 python3 -m workbench doctor --json > "$OUT/doctor.json"
+        echo "doctor --json exit $?"
+        timeout 180 python3 -m workbench doctor ;;
+      tests)
+        timeout 420 python3 -m pytest -m gpu tests/ -q -p no:cacheprovider -o addopts="-ra" ;;
+      demo)
+        timeout 240 python3 -m workbench demo ;;
+      handoff)
+        timeout 400 python3 benchmarks/frame_handoff.py --rows "${ROWS:-1e7}" --out "$OUT/handoff.json" ;;
+      suite-small|suite-large|suite-all)
+        OUT="$OUT/suite" timeout 560 bash benchmarks/gpu_suite.sh "${stage#suite-}" ;;
+      *) echo "unknown stage $stage" ;;
+    esac
+    echo "=== $stage done, exit $?"
+  done
+}
+run "$@" 2>&1 | tee -a "$OUT/batch.log"
