@@ -1,0 +1,108 @@
+"""``workbench bench``: db-benchmark groupby/join across engines, results into a folder."""
+
+from __future__ import annotations
+
+import click
+
+
+def _rows(values: tuple[str, ...]) -> list[int]:
+    out = []
+    for v in values:
+        for part in v.split(","):
+            try:
+                n = int(float(part))
+            except ValueError:
+                raise click.BadParameter(f"{part!r} is not a number of rows (e.g. 1e7)") from None
+            if n < 1:
+                raise click.BadParameter(f"{part!r}: rows must be positive")
+            out.append(n)
+    return out
+
+
+def _list(value: str | None) -> list[str] | None:
+    return [p.strip() for p in value.split(",") if p.strip()] if value else None
+
+
+def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
+    out = []
+    for v in values:
+        spec, _, reason = v.partition("=")
+        engine, _, rows = spec.partition("@")
+        out.append((engine.strip(), _rows((rows,))[0] if rows else None,
+                    reason.strip() or "time budget"))
+    return out
+
+
+@click.command()
+@click.option("--task", type=click.Choice(["groupby", "join", "all"]), default="groupby",
+              show_default=True, help="Which db-benchmark task to run.")
+@click.option("--rows", "rows", multiple=True, default=("1e7",), show_default=True,
+              help="Rows of the table (x), e.g. 1e7; repeat for several sizes.")
+@click.option("--engines", default=None,
+              help="Comma-separated engines (default: every engine available here): "
+                   "polars, duckdb, pandas, polars-gpu, cudf, workbench.")
+@click.option("--questions", "qids", default=None, help="Comma-separated questions, e.g. q1,q2.")
+@click.option("--out", default="bench-results", show_default=True, type=click.Path(),
+              help="Folder for the results (JSON per run, one Markdown table, one PNG).")
+@click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20),
+              help="Runs of each question: the first is 'cold', the second 'warm'.")
+@click.option("--k", default=100, show_default=True, help="Groups of id1/id2/id4/id5 (groupby).")
+@click.option("--na", default=0, show_default=True, help="Percent of nulls in the data.")
+@click.option("--timeout", default=None, type=float,
+              help="Seconds an engine may take for one size before it is stopped "
+                   "(each engine then runs in its own process).")
+@click.option("--skip", "skips", multiple=True, metavar="ENGINE[@ROWS][=REASON]",
+              help="Record ENGINE (at ROWS only) as skipped instead of running it, "
+                   "e.g. pandas@1e8='time budget'.")
+@click.option("--isolate/--no-isolate", default=None,
+              help="Run each engine in its own process (default: when a GPU engine runs).")
+@click.option("--name", default=None, help="Base name of the Markdown and PNG files.")
+def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, name):
+    """Run db-benchmark groupby (q1-q10) and join (q1-q5) questions on each engine.
+
+    Every question runs --runs times after the tables are loaded (cold, then warm);
+    each answer is checked against polars CPU (row count and column sums within
+    0.005 relative) and a wrong answer is reported as wrong, never as a time.
+    """
+    from workbench.bench import engines as E
+    from workbench.bench.report import markdown_all, write_all
+    from workbench.bench.runner import run_suite
+
+    sizes = _rows(rows)
+    names = _list(engines)
+    if names is None:
+        names = []
+        for n in E.engine_names():
+            why = E.get_engine(n).available()
+            if why is None:
+                names.append(n)
+            else:
+                click.echo(f"{n}: unavailable: {why}")
+    else:
+        for n in names:
+            if n not in E.engine_names():
+                raise click.BadParameter(
+                    f"unknown engine {n!r}; valid: {', '.join(E.engine_names())}",
+                    param_hint="--engines")
+    tasks = ["groupby", "join"] if task == "all" else [task]
+    skip_specs = _skips(skips)
+    results = []
+    for t in tasks:
+        for n in sizes:
+            skip = {e: r for e, at, r in skip_specs if at is None or at == n}
+            try:
+                res = run_suite(t, n, engines=names, question_ids=_list(qids), runs=runs, k=k,
+                                na=na, isolate=isolate, timeout=timeout, skip=skip,
+                                progress=click.echo)
+            except ValueError as e:
+                raise click.UsageError(str(e)) from None
+            results.append(res)
+            # each finished size is saved at once: a later size may run out of time
+            write_all(results, out, name=name)
+    files = write_all(results, out, name=name)
+    click.echo("")
+    click.echo(markdown_all(results))
+    for p in files["json"]:
+        click.echo(f"wrote {p}")
+    click.echo(f"wrote {files['markdown']}")
+    click.echo(f"wrote {files['png']}")
