@@ -16,6 +16,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import pyarrow as pa
 
 import pylibcudf as plc
@@ -169,7 +170,7 @@ def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
     go through ``pylibcudf.Column.from_arrow``, which copies through pageable memory.
     """
     dtype = plc_type(arr.type)
-    if dtype is None:
+    if dtype is None or len(arr) == 0:
         start = time.perf_counter()
         col = plc.Column.from_arrow(arr)
         if log is not None:
@@ -195,7 +196,8 @@ def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
         offsets = plc.Column(plc.DataType(plc.TypeId.INT64 if wide else plc.TypeId.INT32),
                              n + 1, place(offsets_buf, (n + 1) * width, "offsets"),
                              None, 0, 0, [])
-        chars_len = int(arr.offsets[-1].as_py()) if len(arr) else 0
+        last = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32, count=n + 1)[n]
+        chars_len = int(last)
         chars = place(chars_buf, chars_len, "chars") if chars_buf is not None else None
         return plc.Column(dtype, len(arr), chars, mask, arr.null_count, arr.offset, [offsets])
     width = arr.type.bit_width // 8

@@ -9,13 +9,14 @@ so the host->device copy is paid once per column and later queries reuse it. Whe
 the columns a query needs do not fit the resident limit (half the device memory or
 budget), :func:`collect` runs the query again with cudf-polars' streaming executor,
 the scan then yielding host chunks of ``budget / 16`` bytes each, so data larger
-than the GPU still runs. Anything the GPU cannot do runs on the CPU with a warning
+than the GPU still runs. A query the in-memory executor cannot run (some operations
+only the streaming executor supports) is retried on the streaming executor over the
+same resident columns. Anything the GPU cannot do runs on the CPU with a warning
 (``raise_on_fail=True`` makes that an error), as polars does for ``engine="gpu"``.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import polars as pl
@@ -25,9 +26,9 @@ from workbench.session import current_session
 
 ENGINES = ("auto", "cpu", "gpu", "streaming")
 
-# The executor the GPU engine is running inside collect(): "in-memory", "streaming"
-# or None. A lock makes GPU collects of a process run one at a time.
-_gpu_executor: str | None = None
+# (executor, resident) of the GPU engine running inside collect(), or None: how Frame
+# scans feed it. A lock makes the GPU collects of a process run one at a time.
+_gpu_mode: tuple[str, bool] | None = None
 _gpu_lock = threading.Lock()
 
 
@@ -70,28 +71,33 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
         return lf.collect()
     session.ensure_gpu()
     with _gpu_lock:
+        # 1. the in-memory executor over resident columns: the fast path;
+        # 2. the streaming executor, still over resident columns, for operations only
+        #    it supports; over host chunks when the inputs do not fit the GPU;
+        # 3. polars on the CPU, with a warning (or an error with raise_on_fail).
         try:
-            return _run_gpu(lf, session, "in-memory")
+            return _run_gpu(lf, session, "in-memory", resident=True)
         except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
-            if not _does_not_fit(err):
-                session.fallback("collect", _reason(err), strict=strict)
-                return lf.collect()
-        session.note("collect: inputs larger than the resident limit; using the streaming executor")
+            fits = not _does_not_fit(err)
+            first = err
+        session.note("collect: " + ("the in-memory GPU executor cannot run this query "
+                                    f"({_reason(first)}); trying the streaming executor" if fits else
+                                    "inputs larger than the resident limit; using the streaming executor"))
         try:
-            return _run_gpu(lf, session, "streaming")
+            return _run_gpu(lf, session, "streaming", resident=fits)
         except Exception as err:  # noqa: BLE001
-            session.fallback("collect (streaming)", _reason(err), strict=strict)
-            return lf.collect(engine="streaming")
+            session.fallback("collect", _reason(err), strict=strict)
+            return lf.collect()
 
 
-def _run_gpu(lf: pl.LazyFrame, session, executor: str) -> pl.DataFrame:
-    global _gpu_executor
+def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool) -> pl.DataFrame:
+    global _gpu_mode
     engine = session.policy.polars_engine(executor=executor, raise_on_fail=True)
-    _gpu_executor = executor
+    _gpu_mode = (executor, resident)
     try:
         result = lf.collect(engine=engine)
     finally:
-        _gpu_executor = None
+        _gpu_mode = None
     session.transfers.record("collect result", result.estimated_size(), "device-to-host",
                              "pageable", 0.0)
     return result
@@ -110,18 +116,6 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
-def _called_by_gpu_engine() -> bool:
-    """True when the caller is cudf-polars (the GPU engine), not polars' CPU engine."""
-    frame = sys._getframe(2)
-    for _ in range(6):
-        if frame is None:
-            return False
-        if frame.f_globals.get("__name__", "").startswith("cudf_polars"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def scan_source(frame):
     """The IO-source function behind ``Frame.lazy()``.
 
@@ -133,15 +127,24 @@ def scan_source(frame):
 
     def source(with_columns, predicate, n_rows, batch_size):
         names = list(with_columns) if with_columns is not None else frame.columns
-        if _gpu_executor == "in-memory" and _called_by_gpu_engine():
-            yield _device_frame(frame, names)
-            return
+        mode = _gpu_mode
+        # While collect() holds a GPU mode only cudf-polars calls this: it asks for
+        # raise_on_fail, so polars' CPU engine never runs the plan meanwhile.
+        if mode is not None and mode[1]:
+            try:
+                device = _device_frame(frame, names)
+            except DoesNotFit:
+                if mode[0] != "streaming":
+                    raise
+            else:
+                yield device
+                return
         df = frame.to_polars().select(names)
         if predicate is not None:
             df = df.filter(predicate)
         if n_rows is not None:
             df = df.head(n_rows)
-        if _gpu_executor == "streaming":
+        if mode is not None and mode[0] == "streaming":
             yield from _host_chunks(frame, df)
         else:
             yield df
