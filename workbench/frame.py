@@ -403,7 +403,7 @@ def _cupy_view(col):
              plc.TypeId.FLOAT64: "f8", plc.TypeId.BOOL8: "u1"}[col.type().id()]
     data = col.data()
     itemsize = int(dtype[1:])
-    mem = cp.cuda.UnownedMemory(data.ptr, data.size, col)
+    mem = cp.cuda.UnownedMemory(data.ptr, data.nbytes, col)
     ptr = cp.cuda.MemoryPointer(mem, col.offset() * itemsize)
     return cp.ndarray((col.size(),), dtype=dtype, memptr=ptr)
 
