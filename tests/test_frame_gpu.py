@@ -56,7 +56,11 @@ def test_to_cudf_copies_once_at_pinned_speed_then_stays_resident(session):
     mark = len(session.transfers)
     first = frame.to_cudf()
     copies = session.transfers.since(mark)
-    assert sum(t.nbytes for t in copies) >= frame.nbytes - 64 * 4  # every buffer, once
+    # every buffer once, but all-valid null masks, which libcudf does not need
+    needed = sum(b.size for col in frame.to_arrow().columns
+                 for i, b in enumerate(col.chunk(0).buffers())
+                 if b is not None and (i > 0 or col.null_count))
+    assert needed - 64 <= sum(t.nbytes for t in copies) <= needed
     assert {t.kind for t in copies if t.nbytes >= 1 << 20} == {"pinned"}
     assert all(t.direction == "host-to-device" for t in copies)
     mark = len(session.transfers)
@@ -118,7 +122,10 @@ def test_gpu_views_equal_the_host_data(table):
     frame = wb.Frame.from_arrow(table)
     got = frame.to_cudf().to_arrow(preserve_index=False)
     for name in table.column_names:
-        assert got.column(name).to_pylist() == table.column(name).to_pylist(), name
+        column = got.column(name)
+        if pa.types.is_date32(table.column(name).type):
+            column = column.cast(pa.date32())  # cudf has no date type: dates come back as datetimes
+        assert column.to_pylist() == table.column(name).to_pylist(), name
 
 
 QUERIES = {

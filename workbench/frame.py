@@ -354,6 +354,7 @@ class Frame:
         Zero-copy on unified memory; on discrete GPUs one pinned copy the first time,
         then the resident copy is shared. Treat the result as read-only (it shares
         device memory with the frame); ``.copy()`` it before changing it in place.
+        cudf has no date type: date columns come back as ``datetime64`` columns.
         """
         import cudf
         import pylibcudf as plc
