@@ -121,7 +121,7 @@ def parse_param(name: str, text: str) -> tuple[str, object]:
         raise ValueError(f"{name}: expected KEY=VALUE with KEY one of its parameters ({valid}); got {text!r}")
     kind = spec[key]["type"]
     if kind == "bool":
-        truth = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+        truth = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(("0", "false", "no", "off"), False)
         if raw.lower() not in truth:
             raise ValueError(f"{name}: parameter {key!r} must be true or false (got {raw!r})")
         return key, truth[raw.lower()]

@@ -35,7 +35,7 @@ class SortedKeys:
         self.depth = len(self.cards)
         # The null class weighs card * p / (1 - p) value-slots, so P(null) = p exactly.
         self.has_null = [p > 0 for p in self.null_p]
-        self.size = [c + 1 if h and p < 1 else (1 if p >= 1 else c) for c, h, p in zip(self.cards, self.has_null, self.null_p)]
+        self.size = [1 if p >= 1 else c + 1 if p > 0 else c for c, p in zip(self.cards, self.null_p)]
         self.w0 = [c * p / (1 - p) if 0 < p < 1 else 1.0 for c, p in zip(self.cards, self.null_p)]
 
     def _weight(self, c: int, lo: int, hi: int) -> float:

@@ -51,7 +51,9 @@ def manifest_path(path: Path) -> Path:
 
 
 def identity(dataset: str, version: int, rows: int, seed: int, params: dict) -> dict:
-    return {"format": CACHE_FORMAT, "dataset": dataset, "version": version, "rows": rows, "seed": seed, "params": params}
+    return {
+        "format": CACHE_FORMAT, "dataset": dataset, "version": version, "rows": rows, "seed": seed, "params": params,
+    }
 
 
 def cache_path(ident: dict, label: str) -> Path:
@@ -127,7 +129,9 @@ def clean_stale(path: Path) -> None:
     """Remove temporary folders of builds of ``path`` whose process has gone (or > 2 days old)."""
     try:
         candidates = [
-            (len(base.name), tmp) for base in (path, manifest_path(path)) for tmp in path.parent.glob(base.name + ".tmp-*")
+            (len(base.name), tmp)
+            for base in (path, manifest_path(path))
+            for tmp in path.parent.glob(base.name + ".tmp-*")
         ]
     except OSError:
         return

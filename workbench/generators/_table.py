@@ -21,6 +21,7 @@ class TablePlan:
     rows: int
     schema: pa.Schema
     dictionary_columns: tuple[str, ...] = ()  # low-cardinality columns worth Parquet dictionaries
+    bytes_per_row: int = 160  # peak memory per row in flight in one writer thread (measured)
 
     def generate(self, start: int, stop: int) -> pa.Table:
         raise NotImplementedError

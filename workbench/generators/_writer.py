@@ -22,17 +22,16 @@ from workbench.generators._table import TablePlan, iter_ranges
 ROW_GROUP = 1 << 20  # ~1M rows: large enough for GPU readers, small enough to bound memory
 FILE_ROWS = 1 << 21  # rows per part file: enough files for 16 threads from 1e8 rows up
 TAIL = 1 << 16  # bytes of each file's end (Parquet footer) hashed for the cheap check
-MEMORY_BUDGET = 1_500_000_000  # bytes of generation buffers over all threads
-BYTES_PER_ROW = 150  # measured: peak RSS grows ~150 MB per thread writing 1M-row groups
+MEMORY_BUDGET = 1_750_000_000  # bytes of row groups in flight over all threads (peak RSS stays < 2 GB)
 
 
-def default_threads(rows_per_group: int = ROW_GROUP) -> int:
+def default_threads(bytes_per_row: int = 160) -> int:
     """Usable cores, capped so that one row group per thread fits the memory budget."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
-    return max(1, min(cores, MEMORY_BUDGET // (rows_per_group * BYTES_PER_ROW)))
+    return max(1, min(cores, MEMORY_BUDGET // (ROW_GROUP * bytes_per_row)))
 
 
 def tail_digest(path: Path, size: int | None = None) -> str:
@@ -94,7 +93,7 @@ def write_table(
             with lock:
                 progress(n)
 
-    threads = min(threads or default_threads(), len(ranges))
+    threads = min(threads or default_threads(plan.bytes_per_row), len(ranges))
     jobs = [(directory / f"part-{i:05d}.parquet", a, b) for i, (a, b) in enumerate(ranges)]
     if threads == 1:
         return [write_file(plan, p, a, b, tick) for p, a, b in jobs]

@@ -24,6 +24,7 @@ from workbench.generators._strings import decimal_ids
 from workbench.generators._table import TablePlan, arrow, punch
 
 TABLES = ("x", "small", "medium", "big")
+BYTES_PER_ROW = 240  # peak per row in flight: key permutations and string building (measured)
 DICTIONARY_LIMIT = 1 << 16
 TABLE_LIMIT = 1 << 22  # key pools up to this size are shuffled once into a lookup table
 
@@ -104,8 +105,11 @@ class JoinTable(TablePlan):
         self.value_nulls = null_counts(seed, (self.stream, 13, self.tid), self.rows, int(self.rows * self.na / 100))
         ids = [f"id{lvl}" for lvl in self.levels]
         names = [f"id{lvl + 3}" for lvl in self.levels]
-        self.schema = pa.schema([(c, pa.int32()) for c in ids] + [(c, pa.string()) for c in names] + [(self.value, pa.float64())])
+        self.schema = pa.schema(
+            [(c, pa.int32()) for c in ids] + [(c, pa.string()) for c in names] + [(self.value, pa.float64())]
+        )
         small = [lvl for lvl in self.levels if counts[lvl] <= DICTIONARY_LIMIT]
+        self.bytes_per_row = BYTES_PER_ROW
         self.dictionary_columns = tuple(f"id{lvl}" for lvl in small) + tuple(f"id{lvl + 3}" for lvl in small)
 
     def generate(self, start: int, stop: int) -> pa.Table:

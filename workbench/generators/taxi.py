@@ -107,6 +107,7 @@ class Taxi(TablePlan):
             ("tip_amount", pa.float64()), ("total_amount", pa.float64()), ("tipped", pa.bool_()),
         ])
         self.dictionary_columns = ("pickup_zone", "dropoff_zone", "passenger_count", "payment_type")
+        self.bytes_per_row = 120
 
     def _block(self, b: int, lo: int, hi: int):
         n, g, city = hi - lo, rng(self.seed, self.stream, 0, b), self.city
@@ -153,7 +154,8 @@ class Taxi(TablePlan):
         ts = pa.timestamp("us")
         out = [
             arrow(cols["pickup"], None, ts), arrow(cols["dropoff"], None, ts),
-            *(arrow(cols[c], None) for c in ("pickup_zone", "dropoff_zone", "passenger_count", "trip_distance", "fare_amount")),
+            *(arrow(cols[c], None)
+              for c in ("pickup_zone", "dropoff_zone", "passenger_count", "trip_distance", "fare_amount")),
             pa.DictionaryArray.from_arrays(cols["payment_type"], PAYMENTS),
             *(arrow(cols[c], None) for c in ("tip_amount", "total_amount", "tipped")),
         ]
