@@ -52,7 +52,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     import workbench as wb
-    from workbench.bench import questions as Q
+    from workbench.bench.questions import questions as bench_questions
     from workbench.bench.engines import device_synchronize
     from workbench.versions import stack_versions
 
@@ -99,7 +99,7 @@ def main() -> None:
     plain = frame.to_polars()
     in_memory = pl.GPUEngine(executor="in-memory", raise_on_fail=True)
     per_question = {}
-    for q in Q.questions("groupby", args.questions.split(",")):
+    for q in bench_questions("groupby", args.questions.split(",")):
         row = {}
         row["workbench"] = _best(lambda: wb.collect(q.polars({"x": frame.lazy()}), raise_on_fail=True))
         if args.default_engine:
