@@ -1,4 +1,4 @@
-"""The ``workbench`` command: doctor, demo, bench, datasets.
+"""The ``workbench`` command: doctor, demo, bench, datasets (``python -m workbench`` too).
 
 Each command parses its options and calls into the room that does the work.
 """
@@ -9,6 +9,9 @@ import json
 import sys
 
 import click
+
+from workbench.bench.cli import bench
+from workbench.datasets_cli import datasets_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +33,8 @@ def doctor(as_json: bool) -> None:
 
 @main.command()
 @click.option("--rows", default=1_000_000, show_default=True, help="Rows of the demo table.")
-@click.option("--backend", default=None, help="auto, cpu or gpu (default: WORKBENCH_BACKEND or auto).")
+@click.option("--backend", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
+              help="Where steps run (default: WORKBENCH_BACKEND, else auto).")
 def demo(rows: int, backend: str | None) -> None:
     """The main job: polars preprocessing, a model on the GPU (or CPU), a report."""
     from workbench.demo import run
@@ -38,13 +42,8 @@ def demo(rows: int, backend: str | None) -> None:
     run(rows=rows, backend=backend)
 
 
-from workbench.bench.cli import bench  # noqa: E402
-
+# Commands whose options live beside the room they drive.
 main.add_command(bench)
-
-
-from workbench.datasets_cli import datasets_group  # noqa: E402
-
 main.add_command(datasets_group)
 
 
