@@ -1,0 +1,129 @@
+"""The lessons in notebooks/ run top to bottom in a real Jupyter kernel and teach what they say.
+
+Each notebook is executed in memory (the file on disk is never written) with a small
+data size, in a kernel started from this interpreter, then its outputs are checked:
+no cell raised, and the key results the lesson talks about are there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+LESSONS = sorted(NOTEBOOKS.glob("*.ipynb"))
+ROWS = 20_000
+CELL_TIMEOUT = 120
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _kernel_env(tmp_path: Path, monkeypatch) -> None:
+    """Small data in a temporary cache, no GUI, and a python3 kernel run by this interpreter
+    (whatever kernels the user has installed), with Jupyter's and IPython's files kept in tmp."""
+    monkeypatch.setenv("WORKBENCH_LESSON_ROWS", str(ROWS))
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+
+def _execute(path: Path, cwd: Path):
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def _text(nb) -> str:
+    """Everything the notebook printed or displayed as text, in order."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif "data" in out:
+                parts.append(out.data.get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def _images(nb) -> int:
+    return sum("image/png" in out.get("data", {})
+               for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def _check_one_copy_lesson(nb) -> None:
+    text = _text(nb)
+    backend = re.search(r"^backend\s+(cpu|gpu) ", text, re.M)
+    assert backend, "the session report is missing"
+    backend = backend.group(1)
+    assert f"workbench.Frame {ROWS:,} rows" in text, "the taxi frame was not loaded at the test size"
+    assert "the two engines agree" in text
+
+    tip = re.search(r"logistic_regression on (cpu|gpu): accuracy ([\d.]+), auc ([\d.]+)", text)
+    fare = re.search(r"linear_regression on (cpu|gpu): r2 ([\d.]+), rmse ([\d.]+)", text)
+    assert tip and fare, "the metrics lines of the two models are missing"
+    assert tip.group(1) == fare.group(1) == backend, "the models did not train on the session's backend"
+    assert float(tip.group(2)) > 0.8 and float(tip.group(3)) > 0.8, tip.group(0)
+    assert float(fare.group(2)) > 0.9, fare.group(0)
+    per_mile = re.search(r"([+-][\d.]+) × trip_distance", text)
+    assert per_mile and 2.2 < float(per_mile.group(1)) < 2.8, "the fare model missed the $2.50 a mile"
+
+    assert _images(nb) >= 1, "the figure was not drawn (no image/png output)"
+    if backend == "cpu":
+        assert "no CPU<->GPU copies" in text
+    else:
+        assert "host-to-device" in text
+
+
+# Key results per lesson, beyond "every cell ran".
+CHECKS = {"01-one-copy-cpu-and-gpu.ipynb": _check_one_copy_lesson}
+
+
+def test_there_are_lessons():
+    assert LESSONS, f"no notebooks in {NOTEBOOKS}"
+    missing = sorted(set(CHECKS) - {p.name for p in LESSONS})
+    assert not missing, f"checks for notebooks that are gone: {missing}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_is_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+             and (cell.outputs or cell.execution_count is not None)]
+    assert not dirty, f"{path.name}: clear the outputs before committing (cells {dirty})"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
+    _kernel_env(tmp_path, monkeypatch)
+    before = _digest(path)
+    nb = _execute(path, tmp_path)  # raises CellExecutionError on the first failing cell
+    assert _digest(path) == before, f"executing {path.name} changed the file on disk"
+
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
+    assert not errors, errors
+    assert all(cell.execution_count is not None for cell in code), "some cells did not run"
+    check = CHECKS.get(path.name)
+    if check is not None:
+        check(nb)
