@@ -128,7 +128,7 @@ def test_parse_budget_units(k, unit):
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.floats(min_value=1e-6, max_value=1.0))
 def test_parse_budget_fractions(f):
-    assert parse_budget(f, 80 * GB) == int(f * 80 * GB)
+    assert parse_budget(f, 80 * GB) == int(f * (80 * GB))
 
 
 def test_unknown_mode_lists_valid_values():

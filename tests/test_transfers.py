@@ -21,6 +21,16 @@ def test_totals_by_direction_and_kind():
     mark = len(log)
     log.record("d", 1, "host-to-device", "mapped", 0.0)
     assert [t.what for t in log.since(mark)] == ["d"]
+    # a zero-copy view is not a copy
+    assert log.total_bytes() == 1700 and log.total_bytes(kind="mapped") == 1
+    assert "1 zero-copy views" in log.summary()
+
+
+def test_untimed_copies_do_not_inflate_the_bandwidth():
+    log = TransferLog()
+    log.record("timed", 1_000_000_000, "device-to-host", "pageable", 0.5)
+    log.record("result", 9_000_000_000, "device-to-host", "pageable", 0.0)
+    assert "10.00 GB, 2.0 GB/s" in log.summary()
 
 
 def test_bad_direction_or_kind_is_refused():

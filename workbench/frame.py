@@ -224,7 +224,10 @@ class Frame:
 
         ``location`` is one of ``"host plain"``, ``"host pinned"``, ``"unified"``
         (host memory the GPU reads in place), plus ``" + device resident"`` when a
-        device copy is held.
+        device copy is held. Buffers under 1 MiB are never pinned (registering them
+        costs more than it saves), so small columns stay ``"host plain"`` on discrete
+        GPUs; a large column left plain there means the pinned limit was reached (the
+        session log says so).
         """
         rows = []
         residency = self._session._residency

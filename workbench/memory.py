@@ -369,6 +369,7 @@ def choose(
     spill: bool | None = None,
     *,
     oversubscribe: bool = False,
+    why: str | None = None,
 ) -> MemoryPolicy:
     """Choose the memory policy for a machine (DESIGN.md's table), with overrides.
 
@@ -386,6 +387,9 @@ def choose(
     oversubscribe
         Let a ``managed`` budget exceed the free device memory. Off by default:
         over-subscribed managed memory can hang a shared GPU, not only the process.
+    why
+        Why this mode was picked, when the caller decided it (e.g. ``"cpu"`` because
+        RAPIDS is not installed); the reasons then say so instead of "asked for".
 
     Raises
     ------
@@ -403,7 +407,7 @@ def choose(
     platform, gpu = profile.platform, profile.gpu
     concrete = AUTO_MODE[platform] if mode == "auto" else mode
     _check_possible(profile, concrete)
-    asked = "asked for" if mode != "auto" else f"auto on {platform}"
+    asked = why or ("asked for" if mode != "auto" else f"auto on {platform}")
     reasons = [f"platform: {platform} — {profile.reason}", f"mode: {concrete} ({asked}) — {_WHY_MODE[concrete]}"]
 
     if oversubscribe and concrete != "managed":

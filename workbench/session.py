@@ -211,9 +211,15 @@ def init(
                 f"backend='gpu' was asked for but cannot be used: {why}. "
                 "Run `workbench doctor` for details, or use backend='auto' to run on the CPU."
             )
+        why_cpu = None
+        if not use_gpu:
+            why_cpu = ("backend='cpu' was asked for" if backend == "cpu" else
+                       "no usable GPU" if not profile.has_usable_gpu else
+                       "RAPIDS is not installed")
         try:
             policy = memory_policy.choose(profile, mode=memory_mode if use_gpu else "cpu",
-                                   budget=budget if use_gpu else None, spill=spill)
+                                          budget=budget if use_gpu else None, spill=spill,
+                                          why=why_cpu)
         except ValueError as err:
             source = " (from WORKBENCH_MEMORY / WORKBENCH_GPU_BUDGET)" if (
                 os.environ.get(ENV_MEMORY) or os.environ.get(ENV_BUDGET)) else ""

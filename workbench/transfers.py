@@ -3,6 +3,10 @@
 Each copy is one :class:`Transfer`; a session keeps them in a :class:`TransferLog`
 so tests can assert zero bytes for zero-copy views and exactly one copy for a
 resident view used many times, and users can see where their time went.
+
+Kinds: ``pinned`` and ``pageable`` are copies; ``mapped`` records a zero-copy view
+(the GPU reads host memory in place), kept so the log shows what the GPU used, but
+not counted as copied bytes.
 """
 
 from __future__ import annotations
@@ -74,11 +78,16 @@ class TransferLog:
             self._items.clear()
 
     def total_bytes(self, direction: str | None = None, kind: str | None = None) -> int:
-        """Bytes copied, optionally only in one direction and/or of one kind."""
+        """Bytes copied, optionally only in one direction and/or of one kind.
+
+        Zero-copy views (kind ``"mapped"``) are not copies: they count only when
+        ``kind="mapped"`` is asked for.
+        """
         return sum(
             t.nbytes
             for t in self
-            if (direction is None or t.direction == direction) and (kind is None or t.kind == kind)
+            if (direction is None or t.direction == direction)
+            and (t.kind == kind if kind is not None else t.kind != "mapped")
         )
 
     def since(self, mark: int) -> list[Transfer]:
@@ -103,8 +112,14 @@ class TransferLog:
         lines = []
         for (direction, kind), items in sorted(groups.items()):
             nbytes = sum(t.nbytes for t in items)
-            secs = sum(t.seconds for t in items)
-            rate = f", {nbytes / secs / 1e9:.1f} GB/s" if secs > 0 else ""
+            if kind == "mapped":
+                lines.append(f"{direction} mapped: {len(items)} zero-copy views, "
+                             f"{format_bytes(nbytes)} read in place (not copied)")
+                continue
+            # Only copies timed apart give a bandwidth (a query's result copy is not).
+            timed = [t for t in items if t.seconds > 0]
+            secs = sum(t.seconds for t in timed)
+            rate = f", {sum(t.nbytes for t in timed) / secs / 1e9:.1f} GB/s" if secs > 0 else ""
             lines.append(f"{direction} {kind}: {len(items)} copies, {format_bytes(nbytes)}{rate}")
         return "\n".join(lines)
 
