@@ -2,12 +2,15 @@
 
     python benchmarks/gpu_suite.py --out DIR [--plan groupby:1e7,groupby:1e8,join:1e7]
         [--skip pandas@1e8] [--timeout polars-gpu@1e8=200] [--engines ...] [--name NAME]
+        [--gpu-budget 2GB]
     python benchmarks/gpu_suite.py --out DIR --name NAME --render a.json b.json ...
 
 Writes one JSON per (task, size), and one Markdown table and one PNG for all of them,
-after each size (a run stopped half-way keeps what it finished). The data are generated
-first by ``workbench.datasets`` (cached under $WORKBENCH_DATA) and the time it took is
-printed, so the log shows where the minutes went. Each engine runs in its own process.
+after each engine (a run stopped half-way keeps what it finished, answers checked
+against the reference where it had already run). The data are generated first by
+``workbench.datasets`` (cached under $WORKBENCH_DATA) and the time it took is printed,
+so the log shows where the minutes went. Each engine runs in its own process, in the
+order of --engines.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop an engine after SECONDS at that size (default: 240 each)")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--gpu-budget", default=None, metavar="SIZE",
+                    help="device memory the GPU engines may use, e.g. 2GB (see workbench bench)")
     ap.add_argument("--name", default="h100", help="base name of the Markdown and PNG files")
     ap.add_argument("--render", nargs="+", metavar="JSON",
                     help="run nothing: one Markdown table and one PNG from these result files")
@@ -51,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(t.strip(), int(float(r))) for t, _, r in (p.partition(":") for p in a.plan.split(","))]
     engines = a.engines.split(",") if a.engines else list(E.BUILTIN)
     skips, timeouts = [_at(s) for s in a.skip], [_at(t) for t in a.timeout]
+    budget = None
+    if a.gpu_budget:
+        from workbench.bench.memory import device_total
+        from workbench.memory import parse_budget
+
+        try:
+            budget = parse_budget(a.gpu_budget, device_total())
+        except ValueError as e:
+            ap.error(f"--gpu-budget: {e}")
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -68,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         skip = {e: (r or "time budget") for e, at, r in skips if at in (None, rows)}
         limits = {"": 240.0}
         limits.update({e: float(v) for e, at, v in timeouts if at in (None, rows)})
+
+        def checkpoint(partial, done=list(results)):
+            write_all(done + [partial], a.out, name=a.name)
+
         results.append(run_suite(task, rows, engines=engines, paths=paths[task, rows],
                                  runs=a.runs, k=a.k, isolate=True, skip=skip, timeout=limits,
-                                 progress=say))
+                                 gpu_budget=budget, checkpoint=checkpoint, progress=say))
         files = write_all(results, a.out, name=a.name)
         say(f"{task} {rows_label(rows)}: {time.perf_counter() - t:.1f} s")
     say(markdown_all(results))

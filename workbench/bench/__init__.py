@@ -5,8 +5,11 @@
 >>> write_all([res], "bench-results")                      # doctest: +SKIP
 
 The command line is ``workbench bench`` (see ``workbench bench --help``). Engines:
-``polars`` (CPU), ``duckdb``, ``pandas``, ``polars-gpu`` (``collect(engine="gpu")``),
+``polars`` (CPU), ``polars-streaming`` (CPU, ``collect(engine="streaming")`` over
+``scan_parquet``), ``duckdb``, ``pandas``, ``polars-gpu`` (``collect(engine="gpu")``),
 ``cudf`` (hand-written) and ``workbench`` (``workbench.collect`` over Frames).
+``run_suite(..., gpu_budget=2_000_000_000)`` (``--gpu-budget 2GB``) runs the GPU
+engines within a device-memory budget.
 """
 
 from workbench.bench.engines import Engine, engine_names, get_engine, register, unregister

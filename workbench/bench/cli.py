@@ -23,6 +23,19 @@ def _list(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
 
+def _budget(ctx, param, value: str | None) -> int | None:
+    """``--gpu-budget``: bytes, via the workbench's own parser (``8GB``, ``512MiB``...)."""
+    if value is None:
+        return None
+    from workbench.bench.memory import device_total
+    from workbench.memory import parse_budget
+
+    try:
+        return parse_budget(value, device_total())
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
     out = []
     for v in values:
@@ -40,7 +53,7 @@ def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
               help="Rows of the table (x), e.g. 1e7; repeat for several sizes.")
 @click.option("--engines", default=None,
               help="Comma-separated engines (default: every engine available here): "
-                   "polars, duckdb, pandas, polars-gpu, cudf, workbench.")
+                   "polars, polars-streaming, duckdb, pandas, polars-gpu, cudf, workbench.")
 @click.option("--questions", "qids", default=None, help="Comma-separated questions, e.g. q1,q2.")
 @click.option("--out", default="bench-results", show_default=True, type=click.Path(),
               help="Folder for the results (JSON per run, one Markdown table, one PNG).")
@@ -56,13 +69,18 @@ def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
                    "e.g. pandas@1e8='time budget'.")
 @click.option("--isolate/--no-isolate", default=None,
               help="Run each engine in its own process (default: when a GPU engine runs).")
+@click.option("--gpu-budget", "gpu_budget", default=None, callback=_budget, metavar="SIZE",
+              help="Device memory the GPU engines may use, e.g. 2GB or 512MiB: the polars "
+                   "GPU engine streams under an rmm LimitingResourceAdaptor, the workbench "
+                   "runs with WORKBENCH_GPU_BUDGET, cudf is refused when the tables do not fit.")
 @click.option("--name", default=None, help="Base name of the Markdown and PNG files.")
-def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, name):
+def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, gpu_budget, name):
     """Run db-benchmark groupby (q1-q10) and join (q1-q5) questions on each engine.
 
     Every question runs --runs times after the tables are loaded (cold, then warm);
-    each answer is checked against polars CPU (row count and column sums within
-    0.005 relative) and a wrong answer is reported as wrong, never as a time.
+    each answer is checked against polars CPU (or polars CPU streaming when polars
+    CPU does not run; row count and column sums within 0.005 relative) and a wrong
+    answer is reported as wrong, never as a time.
     """
     from workbench.bench import engines as E
     from workbench.bench.report import markdown_all, write_all
@@ -86,6 +104,8 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
                     param_hint="--engines")
     tasks = ["groupby", "join"] if task == "all" else [task]
     skip_specs = _skips(skips)
+    if gpu_budget:
+        click.echo(f"GPU budget: {gpu_budget} bytes")
     results = []
     for t in tasks:
         for n in sizes:
@@ -93,7 +113,7 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
             try:
                 res = run_suite(t, n, engines=names, question_ids=_list(qids), runs=runs, k=k,
                                 na=na, isolate=isolate, timeout=timeout, skip=skip,
-                                progress=click.echo)
+                                gpu_budget=gpu_budget, progress=click.echo)
             except ValueError as e:
                 raise click.UsageError(str(e)) from None
             results.append(res)

@@ -1,14 +1,17 @@
 """Memory for the benchmark: does a table fit an engine, and what did a question use.
 
 Fit: an engine that holds the whole table needs ``host_factor`` (and ``device_factor``)
-times the tables' in-memory size; over 90% of what is available, it is refused with the
-figures in the reason. Use: the process's peak resident set (Linux VmHWM, reset before
-each question) and the device memory in use seen by NVML, sampled while a question runs.
+times the tables' in-memory size; over 90% of what is available (or over a GPU budget),
+it is refused with the figures in the reason. Use: the process's peak resident set
+(Linux VmHWM, reset before each question) and the device memory in use seen by NVML,
+sampled while a question runs.
 """
 
 from __future__ import annotations
 
 import threading
+
+from workbench.bench.engine_base import gb
 
 #: share of the available memory an engine may plan to use
 FIT_FRACTION = 0.9
@@ -45,21 +48,36 @@ def device_total() -> int | None:
         return None
 
 
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB"
+def fit_reason(engine, table_bytes: int, host: int, device: int | None,
+               budget: int | None = None) -> str | None:
+    """Why ``engine`` must not load tables of ``table_bytes`` here, or ``None``.
 
-
-def fit_reason(engine, table_bytes: int, host: int, device: int | None) -> str | None:
-    """Why ``engine`` must not load tables of ``table_bytes`` here, or ``None``."""
+    Parameters
+    ----------
+    engine : Engine
+        Its ``host_factor`` and ``device_factor`` give what it holds per table byte.
+    table_bytes : int
+        The tables' estimated in-memory size.
+    host, device : int
+        Bytes of host memory available and of device memory (None: unknown).
+    budget : int, optional
+        A GPU memory budget (``--gpu-budget``): an engine that holds the tables on
+        the device must fit in it, not merely in the device.
+    """
     need = table_bytes * engine.host_factor
     if need > FIT_FRACTION * host:
-        return (f"needs ~{_gb(need)} of host memory ({engine.host_factor:g}x the "
-                f"{_gb(table_bytes)} tables), {_gb(host)} available")
+        return (f"needs ~{gb(need)} of host memory ({engine.host_factor:g}x the "
+                f"{gb(table_bytes)} tables), {gb(host)} available")
+    if engine.device_factor and budget:
+        need = table_bytes * engine.device_factor
+        if need > budget:
+            return (f"needs ~{gb(need)} on the device ({engine.device_factor:g}x the "
+                    f"{gb(table_bytes)} tables), budget {gb(budget)}")
     if engine.device_factor and device:
         need = table_bytes * engine.device_factor
         if need > FIT_FRACTION * device:
-            return (f"needs ~{_gb(need)} of device memory ({engine.device_factor:g}x the "
-                    f"{_gb(table_bytes)} tables), the device has {_gb(device)}")
+            return (f"needs ~{gb(need)} of device memory ({engine.device_factor:g}x the "
+                    f"{gb(table_bytes)} tables), the device has {gb(device)}")
     return None
 
 

@@ -199,17 +199,47 @@ def _fmt_x(v: float) -> str:
     return f"{v:.1f}×" if v >= 0.95 else f"{v:.2g}×"
 
 
+def budget_label(nbytes: int) -> str:
+    """A GPU budget for people: ``2 GB``, ``256 MB``, ``1.5 GB`` (powers of 1000)."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def reference_label(result: dict) -> str:
+    """Who the answers were checked against, e.g. ``polars CPU streaming (untimed)``."""
+    ref = result.get("reference", "polars")
+    label = result["engines"].get(ref, {}).get("label")
+    if label is None:
+        from workbench.bench import engines as E
+
+        try:
+            label = E.get_engine(ref).label
+        except ValueError:
+            label = ref
+    timed = (result.get("reference_choice") or {}).get("timed", True)
+    return label if timed else f"{label} (untimed)"
+
+
 def markdown(result: dict) -> str:
     """One Markdown section: questions × engines, warm seconds, totals and speed-ups."""
     engines, qs, cell = _grid(result)
     which = "warm" if result.get("runs", 2) > 1 else "cold"
     labels = [result["engines"][e].get("label", e) for e in engines]
+    budget = result.get("gpu_budget")
+    choice = result.get("reference_choice") or {}
     lines = [f"### {result['task']} {rows_label(result['rows'])} rows"
              + (f" (k={result['k']})" if result["task"] == "groupby" else "")
+             + (f", GPU budget {budget_label(budget)}" if budget else "")
              + f" — {device_label(result)} — {result['date'][:10]}", "",
              f"{which.capitalize()} run, seconds (lower is better). Answers checked against "
-             f"polars CPU (rows and column sums within {result['tolerance']['rtol']:g} "
-             "relative); only checked answers count in totals and speed-ups.", "",
+             f"{reference_label(result)} (rows and column sums within "
+             f"{result['tolerance']['rtol']:g} relative"
+             + (f"; {choice['why']}" if choice.get("engine", "polars") != "polars" else "")
+             + "); only checked answers count in totals and speed-ups."
+             + (f" GPU engines ran within a {budget_label(budget)} device-memory budget "
+                f"({_budget_how(result)})." if budget else ""), "",
              "| question | " + " | ".join(labels) + " |",
              "|---|" + "---:|" * len(engines)]
     for q in qs:
@@ -252,8 +282,10 @@ def markdown(result: dict) -> str:
         label = result["engines"][ref].get("label", ref)
         lines.append(f"| speed-up vs {label} | " + " | ".join(vals) + " |")
 
-    speedup_row(result.get("reference", "polars"))
-    if "duckdb" in engines:
+    ref = result.get("reference", "polars")
+    if ref in engines:
+        speedup_row(ref)
+    if "duckdb" in engines and ref != "duckdb":
         speedup_row("duckdb")
     if result.get("runs", 2) > 1:
         total_row("cold total + load", "cold", with_load=True)
@@ -279,6 +311,14 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _budget_how(result: dict) -> str:
+    how = {"polars-gpu": "streaming executor over the Parquet files, LimitingResourceAdaptor",
+           "cudf": "LimitingResourceAdaptor", "workbench": "WORKBENCH_GPU_BUDGET"}
+    parts = [f"{info.get('label', e)}: {how[e]}" for e, info in result["engines"].items()
+             if e in how]
+    return "; ".join(parts) or "no GPU engine among the engines"
+
+
 def markdown_all(results: list[dict]) -> str:
     return "\n".join(markdown(r) for r in results)
 
@@ -291,7 +331,7 @@ def write_markdown(results: list[dict], path: str | Path) -> Path:
 
 
 def plot(results: list[dict], path: str | Path) -> Path:
-    """Speed-up vs polars CPU per question and in total (log scale), one panel per run."""
+    """Speed-up vs the reference per question and in total (log scale), one panel per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,10 +364,12 @@ def plot(results: list[dict], path: str | Path) -> Path:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_xticks(range(len(groups)), groups)
-        ax.set_ylabel(f"speed-up vs polars CPU ({which})")
-        ax.set_title(f"{res['task']} {rows_label(res['rows'])} rows — {device_label(res)} — "
+        ax.set_ylabel(f"speed-up vs {reference_label(res)} ({which})")
+        budget = f", GPU budget {budget_label(res['gpu_budget'])}" if res.get("gpu_budget") else ""
+        ax.set_title(f"{res['task']} {rows_label(res['rows'])} rows{budget} — {device_label(res)} — "
                      f"{res['date'][:10]}", fontsize=10)
-        ax.legend(fontsize=8, ncol=min(5, max(1, len(others))))
+        if others:
+            ax.legend(fontsize=8, ncol=min(5, len(others)))
         ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -1,0 +1,189 @@
+"""What every engine adapter shares: the base class, file listing, versions, chk, OOM.
+
+An engine is a small object with ``load`` (tables from Parquet), ``run`` (one question,
+returning its result fully computed), ``chk`` (row count and column sums of a result)
+and ``close``. ``available()`` says why an engine cannot run here without importing a
+GPU library. The adapters themselves are in ``engines_cpu`` and ``engines_gpu``; the
+registry is in ``engines``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from workbench.bench.questions import Question
+
+#: words by which CUDA, RMM, cudf-polars and Python say that memory ran out
+OOM_MARKERS = ("memoryerror", "out_of_memory", "out of memory", "bad_alloc",
+               "cudaerrormemoryallocation", "outofmemory", "cuda_error_out_of_memory")
+
+
+def parquet_files(path: str | Path) -> list[str]:
+    """The Parquet files of ``path`` (a file, or a directory of them), sorted."""
+    p = Path(path)
+    if p.is_file():
+        return [str(p)]
+    files = sorted(str(f) for f in p.rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {p}")
+    return files
+
+
+def version_of(*dists: str) -> str | None:
+    """The installed version of the first of ``dists`` that is installed, else None."""
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def gpu_count() -> int:
+    """How many NVIDIA GPUs this machine has, asked without importing a GPU library."""
+    try:
+        from workbench.hardware import detect
+
+        hw = detect()
+        if not getattr(hw, "has_usable_gpu", True):
+            return 0
+        return len(hw.gpus)
+    except Exception:
+        pass
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return 0
+
+
+def is_out_of_memory(err: BaseException | str) -> bool:
+    """Whether an exception (or its causes), or a message, says memory ran out.
+
+    RMM raises ``MemoryError``; polars may wrap it in its own error and cudf-polars in
+    an exception group, so the chain and the text are both read.
+    """
+    if isinstance(err, str):
+        text = err.lower()
+        return any(m in text for m in OOM_MARKERS)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, MemoryError) or is_out_of_memory(f"{type(err).__name__}: {err}"):
+            return True
+        subs = getattr(err, "exceptions", None)  # an ExceptionGroup
+        if subs and any(is_out_of_memory(s) for s in subs):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def error_status(err: BaseException, gpu: bool = False) -> str:
+    """``error: ...`` for a failed load or question; out of memory is named as such."""
+    msg = f"{type(err).__name__}: {err}".strip()
+    line = next((ln for ln in msg.splitlines() if ln.strip()), msg)[:300]
+    if is_out_of_memory(err):
+        return f"error: out of memory{' on the GPU' if gpu else ''}: {line}"
+    return "error: " + line
+
+
+class Engine:
+    """Base class of an engine adapter. Subclasses set the class attributes below."""
+
+    name = "engine"
+    label = "engine"
+    device = "cpu"
+    #: package names whose versions go into the results
+    packages: tuple[str, ...] = ()
+    #: host (and device) memory needed, as a multiple of the tables' in-memory size
+    host_factor = 2.0
+    device_factor = 0.0
+    #: bytes of device memory the engine may use (``--gpu-budget``); None: the device
+    gpu_budget: int | None = None
+
+    def available(self) -> str | None:
+        """``None`` when the engine can run here, else the reason it cannot."""
+        return None
+
+    def versions(self) -> dict[str, str | None]:
+        return {p: version_of(p) for p in self.packages}
+
+    def supports(self, q: Question) -> str | None:
+        """``None`` when the engine can answer ``q``, else the reason it cannot."""
+        return None
+
+    def load(self, paths: dict[str, Path]) -> None:
+        raise NotImplementedError
+
+    def run(self, q: Question) -> Any:
+        raise NotImplementedError
+
+    def chk(self, result: Any, columns: tuple[str, ...]) -> tuple[int, dict[str, float]]:
+        raise NotImplementedError
+
+    def notes(self) -> list[str]:
+        """Remarks about the last ``run`` (a fallback to the CPU, say)."""
+        return []
+
+    def question_started(self) -> None:
+        """Called before the runs of each question (to start per-question counters)."""
+
+    def device_stats(self) -> dict | None:
+        """The engine's own device-memory counters, where it keeps any."""
+        return None
+
+    def setup(self) -> dict[str, Any]:
+        """How the engine was set up in the process that ran it (environment, budget).
+
+        Read after ``load``, in that process, so an isolated engine reports its own
+        environment rather than the parent's.
+        """
+        return {}
+
+    def close(self) -> None:
+        """Free the tables (the next engine needs the memory)."""
+        self.tables = None
+
+
+def polars_chk(df, columns) -> tuple[int, dict[str, float]]:
+    """Row count and the sum of each of ``columns`` of a polars DataFrame, NaN skipped."""
+    import polars as pl
+
+    sums = {}
+    for c in columns:
+        s = df.get_column(c)
+        if s.dtype.is_float():
+            s = s.fill_nan(None)
+        v = s.cast(pl.Float64).sum()
+        sums[c] = float(v) if v is not None else 0.0
+    return df.height, sums
+
+
+def warning_notes(caught) -> list[str]:
+    """The warnings worth keeping (a fallback to the CPU, say), one line each."""
+    keep = {" ".join(str(w.message).split())[:600] for w in caught
+            if not issubclass(w.category, (DeprecationWarning, FutureWarning))}
+    return sorted(k for k in keep if k)
+
+
+def gb(n: float) -> str:
+    """Bytes as ``"1.25 GB"``, ``"31.4 MB"`` or ``"627.5 kB"`` (powers of 1000, as
+    ``--gpu-budget 2GB`` reads them)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.1f} kB"
+
+
+def env_of(*names: str) -> dict[str, str | None]:
+    """The values of environment variables ``names`` in this process."""
+    return {n: os.environ.get(n) for n in names}
