@@ -7,9 +7,9 @@
 #   OUT=/some/folder bash benchmarks/gpu_suite.sh large      # groupby 1e8 only (~5 min)
 #   OUT=/some/folder bash benchmarks/gpu_suite.sh budget     # groupby 2e8, 2 GB GPU budget (~7 min)
 #
-# Writes into $OUT: one JSON per (task, size), h100.md, h100.png and gpu_suite.log
-# (for `budget`: h100-budget.md, .png and gpu_suite-budget.log), re-written after each
-# engine. Extra arguments go to benchmarks/gpu_suite.py.
+# Writes into $OUT: one JSON per (task, size), <gpu>.md, <gpu>.png and gpu_suite.log
+# (for `budget`: <gpu>-budget.md, .png and gpu_suite-budget.log), re-written after each
+# engine; <gpu> is the GPU model, e.g. h100. Extra arguments go to benchmarks/gpu_suite.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder for the results}"
@@ -24,7 +24,10 @@ part="${1:-all}"
 [ $# -gt 0 ] && shift
 # The in-memory sizes: the six engines of the committed results, in their order.
 engines="polars,duckdb,pandas,polars-gpu,cudf,workbench"
-name="h100"
+# Files are named after the GPU model (h100, h200...), "gpu" when it is not known.
+name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 \
+       | grep -oiE '\b[a-z]{1,2}[0-9]{2,4}[a-z]?\b' | head -n 1 | tr 'A-Z' 'a-z' || true)
+name="${name:-gpu}"
 log="gpu_suite.log"
 # pandas at 1e8 takes ~6 min by itself (two runs): recorded as skipped, not run.
 # The polars GPU engine at 1e8 is capped so that the whole run ends inside 10 minutes.
@@ -42,7 +45,7 @@ case "$part" in
     # memory), cudf refused at once, workbench ~130 s (load ~10 s; q8-q10 on the
     # CPU), DuckDB ~45 s: about 7 minutes. The timeouts bound it under 10 minutes.
     plan="groupby:2e8"
-    name="h100-budget"
+    name="$name-budget"
     log="gpu_suite-budget.log"
     engines="polars,pandas,polars-streaming,polars-gpu,cudf,workbench,duckdb"
     limits=(--gpu-budget 2GB

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
-#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff suite-small
+#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff suite-small|large|all|budget
 # Everything printed goes to $OUT/batch.log; JSON results beside it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ run() {
         timeout 240 python3 -m workbench demo ;;
       handoff)
         timeout 400 python3 benchmarks/frame_handoff.py --rows "${ROWS:-1e7}" --out "$OUT/handoff.json" ;;
-      suite-small|suite-large|suite-all)
+      suite-small|suite-large|suite-all|suite-budget)
         OUT="$OUT/suite" timeout 560 bash benchmarks/gpu_suite.sh "${stage#suite-}" ;;
       *) echo "unknown stage $stage" ;;
     esac

@@ -104,6 +104,32 @@ def test_planted_wrong_answer_is_flagged_and_not_counted(data, planted, tmp_path
     assert rec["times"]  # the time is kept, but only as a wrong answer's time
 
 
+@pytest.mark.parametrize("na", [0, 10])
+def test_gpu_formulations_ask_the_same_question(na):
+    """q8 and q9 as the GPU polars engines run them answer as polars' top_k and corr do."""
+    import polars as pl
+
+    import workbench as wb
+    from workbench.bench.engine_base import polars_chk
+
+    x = wb.datasets.load("h2o_groupby", rows=20_000, k=10, na=na, seed=na).to_polars().lazy()
+    for q in questions("groupby"):
+        if q.polars_gpu is None:
+            continue
+        want, got = q.polars({"x": x}).collect(), q.polars_gpu({"x": x}).collect()
+        n_want, s_want = polars_chk(want, q.chk)
+        n_got, s_got = polars_chk(got, q.chk)
+        assert n_got == n_want, q.id
+        for c in q.chk:
+            assert s_got[c] == pytest.approx(s_want[c], rel=1e-9), (q.id, c)
+        if q.id == "q8":  # the very same values per group, not only the same sums
+            key = ["id6", "largest2_v3"]
+            assert got.sort(key).equals(want.select(key).sort(key))
+        else:
+            assert got.filter(pl.col("r2").is_nan()).height == want.filter(
+                pl.col("r2").is_nan() | pl.col("r2").is_null()).height
+
+
 def test_chk_tolerance():
     ref = (10, {"a": 1000.0, "z": 0.0})
     assert runner.chk_matches((10, {"a": 1004.9, "z": 1e-9}), ref)[0]
@@ -391,6 +417,10 @@ def test_gpu_engines_answer_groupby(data, engine):
     res = _suite("groupby", data, engines=["polars", engine], isolate=True)
     bad = {k: v for k, v in _status(res).items() if v != "ok"}
     assert not bad, bad
+    # every question ran on the GPU: none fell back to the CPU (q8, q9 through polars_gpu)
+    fell_back = {r["question"]: r["notes"] for r in res["results"]
+                 if r["engine"] == engine and "notes" in r}
+    assert not fell_back, fell_back
 
 
 @pytest.mark.gpu

@@ -89,3 +89,15 @@ def test_a_changed_frame_is_never_stale():
     assert wb.collect(q).item() == 6
     frame["v"] = [10, 20, 30]
     assert wb.collect(frame.lazy().select(pl.col("v").sum())).item() == 60
+
+
+def test_as_frame_returns_a_frame_that_queries_chain_over():
+    df = _frame()
+    frame = wb.Frame.from_polars(df)
+    q = QUERIES["group_by"]
+    result = wb.collect(q(frame.lazy()), as_frame=True)
+    assert isinstance(result, wb.Frame)
+    assert_frame_equal(result.to_polars(), q(df.lazy()).collect())
+    again = wb.collect(result.lazy().filter(pl.col("len") > 0).select(pl.col("v").sum()))
+    assert again.item() == pytest.approx(df["v"].sum())
+    assert result.shape == (4, 3) and result.columns == ["k", "v", "len"]

@@ -13,6 +13,14 @@ than the GPU still runs. A query the in-memory executor cannot run (some operati
 only the streaming executor supports) is retried on the streaming executor over the
 same resident columns. Anything the GPU cannot do runs on the CPU with a warning
 (``raise_on_fail=True`` makes that an error), as polars does for ``engine="gpu"``.
+
+Where results go
+----------------
+The in-memory executor's result is a table on the device. By default it is copied
+to the host as a polars DataFrame, as ``collect(engine="gpu")`` does. With
+``as_frame=True`` it stays on the device as a :class:`~workbench.Frame`: a query over
+it runs without a host->device copy, ``to_cudf``/``to_cupy`` see it in place, and the
+host copy is made only when a CPU view asks for it.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ _gpu_mode: tuple[str, bool] | None = None
 _gpu_lock = threading.Lock()
 
 
-def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | None = None) -> pl.DataFrame:
+def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | None = None,
+            as_frame: bool = False):
     """Run a polars query, on the GPU when the session has one.
 
     Parameters
@@ -49,10 +58,13 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
     raise_on_fail : bool, optional
         Raise instead of falling back to the CPU when the query cannot run on the
         GPU. Defaults to the session's ``strict``.
+    as_frame : bool
+        Return a :class:`workbench.Frame` instead of a polars DataFrame. A result
+        computed on the GPU then stays there until a CPU view needs it.
 
     Returns
     -------
-    polars.DataFrame
+    polars.DataFrame, or workbench.Frame with ``as_frame=True``
     """
     if not isinstance(lf, pl.LazyFrame):
         raise TypeError(f"collect takes a polars LazyFrame, got {type(lf).__name__}; "
@@ -61,6 +73,16 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     session = current_session()
     strict = session.strict if raise_on_fail is None else raise_on_fail
+    result = _collect(lf, engine, session, strict)
+    if not as_frame:
+        return result if isinstance(result, pl.DataFrame) else _to_polars(result, session)
+    from workbench.frame import Frame
+
+    return Frame.from_polars(result) if isinstance(result, pl.DataFrame) else Frame._from_device(result)
+
+
+def _collect(lf, engine, session, strict):
+    """The result: a polars DataFrame, or a cudf-polars DataFrame left on the device."""
     if engine == "cpu":
         return lf.collect()
     if engine == "streaming":
@@ -90,19 +112,54 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
             return lf.collect()
 
 
-def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool) -> pl.DataFrame:
+def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):
     global _gpu_mode
     engine = session.policy.polars_engine(executor=executor, raise_on_fail=True)
     _gpu_mode = (executor, resident)
     try:
+        if executor == "in-memory":
+            return _evaluate_on_device(lf, engine)
         result = lf.collect(engine=engine)
     finally:
         _gpu_mode = None
-    # cudf-polars copies the result to host memory inside the query; its bytes are
-    # recorded, its time is part of the query's and is not known apart.
+    # The streaming executor copies its result to the host inside the query: its
+    # bytes are recorded, its time is part of the query's and is not known apart.
     session.transfers.record("collect result (timed within the query)", result.estimated_size(),
                              "device-to-host", "pageable", 0.0)
     return result
+
+
+def _evaluate_on_device(lf: pl.LazyFrame, engine):
+    """Run ``lf`` with cudf-polars' in-memory executor; the result stays on the device.
+
+    This is what ``lf.collect(engine=engine)`` does, less the final copy to a polars
+    DataFrame: the plan is translated to cudf-polars' IR and evaluated under the
+    engine's device and memory resource.
+    """
+    from cudf_polars.callback import set_device, set_memory_resource
+    from cudf_polars.dsl.ir import IRExecutionContext
+    from cudf_polars.dsl.translate import Translator
+
+    translator = Translator(lf._ldf.visit(), engine)
+    ir = translator.translate_ir()
+    error = translator.unsupported_operations_error()
+    if error is not None:
+        raise error
+    options = translator.config_options
+    with set_device(options.device), set_memory_resource(
+            engine.memory_resource, options.memory_resource_config, options.executor):
+        return ir.evaluate(cache={}, timer=None, context=IRExecutionContext())
+
+
+def _to_polars(result, session) -> pl.DataFrame:
+    """A device result as a polars DataFrame, as ``collect(engine="gpu")`` returns it."""
+    import time
+
+    start = time.perf_counter()
+    df = result.to_polars()
+    session.transfers.record("collect result", df.estimated_size(), "device-to-host", "pageable",
+                             time.perf_counter() - start)
+    return df
 
 
 def _does_not_fit(err: BaseException) -> bool:

@@ -24,6 +24,10 @@ Views and what they cost:
 ``to_cupy``     a model-ready 2-D matrix assembled on the device from the (resident
                 or unified) columns: no further host->device copy.
 ==============  =====================================================================
+
+A frame can also be the result of a GPU query (``workbench.collect(..., as_frame=True)``):
+its columns are then born on the device and stay there; the host copy is made once,
+on the first CPU view, and from then on the frame is like any other.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ import polars as pl
 import pyarrow as pa
 
 from workbench.errors import PinnedLimitWarning
+from workbench.residency import DoesNotFit
 from workbench.session import current_session
 
 _tokens = itertools.count(1)
-_NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 
 
 def _normalize(table: pa.Table) -> pa.Table:
@@ -97,15 +101,63 @@ class Frame:
     """
 
     def __init__(self, table: pa.Table, *, _polars: pl.DataFrame | None = None):
-        self._table = _normalize(table)
-        self._polars = _polars
-        self._versions = {name: 0 for name in self._table.column_names}
+        self._host = _normalize(table)
+        self._start(self._host.column_names, _polars)
+        self._pin()
+
+    def _start(self, names: list[str], polars_view) -> None:
+        self._polars = polars_view
+        self._device = None  # a GPU result's columns, until the host copy exists
+        self._versions = {name: 0 for name in names}
         self._token = next(_tokens)
         self._session = current_session()
         self._pins = _Pins()
         self._unpinned = 0
         weakref.finalize(self, _release, self._pins, self._token, weakref.ref(self._session))
-        self._pin()
+
+    @classmethod
+    def _from_device(cls, result) -> Frame:
+        """A frame over a GPU query result (a cudf-polars DataFrame), left on the device.
+
+        The result's columns are the frame's device copy; the host copy is made on the
+        first CPU view (see :meth:`_fetch`).
+        """
+        result.stream.synchronize()  # the frame's users may read it on any stream
+        frame = cls.__new__(cls)
+        frame._host = None
+        frame._start(list(result.column_names), None)
+        frame._device = result
+        return frame
+
+    @property
+    def _table(self) -> pa.Table:
+        if self._host is None:
+            self._host = self._fetch()
+        return self._host
+
+    def _fetch(self) -> pa.Table:
+        """Copy a GPU result to host memory, once; its device columns become resident."""
+        import time
+
+        result, names = self._device, self.columns
+        start = time.perf_counter()
+        if all(_plain(dtype.polars_type) for dtype in result.dtypes):
+            table = result.table.to_arrow(metadata=names)
+        else:  # categoricals, nested types: cudf-polars knows how polars wants them
+            table = result.to_polars().to_arrow()
+        table = _normalize(table)
+        self._session.transfers.record("query result", table.nbytes, "device-to-host", "pageable",
+                                       time.perf_counter() - start)
+        cache = self._session.residency
+        for col, name in zip(result.columns, names):
+            nbytes = col.obj.device_buffer_size()
+            try:
+                cache.reserve(nbytes, keep=set())
+            except DoesNotFit:  # larger than the resident limit: the host copy serves
+                continue
+            cache.put((self._token, name, 0), col.obj, nbytes)
+        self._device = None
+        return table
 
     # ------------------------------------------------------------ constructors
     @classmethod
@@ -172,23 +224,28 @@ class Frame:
     # ------------------------------------------------------------ description
     @property
     def columns(self) -> list[str]:
-        return self._table.column_names
+        return list(self._versions) if self._host is None else self._host.column_names
 
     @property
     def schema(self) -> pl.Schema:
         """The polars schema of the frame."""
-        return pl.from_arrow(self._table.schema.empty_table()).schema
+        if self._host is None:
+            return pl.Schema({n: d.polars_type for n, d in zip(self.columns, self._device.dtypes)})
+        return pl.from_arrow(self._host.schema.empty_table()).schema
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self._table.num_rows, self._table.num_columns
+        return len(self), len(self._versions)
 
     @property
     def nbytes(self) -> int:
-        return self._table.nbytes
+        """Bytes of the frame's data (on the device for a GPU result not yet on the host)."""
+        if self._host is None:
+            return sum(c.device_buffer_size() for c in self._device.table.columns())
+        return self._host.nbytes
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return self._device.num_rows if self._host is None else self._host.num_rows
 
     def __repr__(self) -> str:
         rows, cols = self.shape
@@ -229,6 +286,11 @@ class Frame:
         GPUs; a large column left plain there means the pinned limit was reached (the
         session log says so).
         """
+        if self._host is None:
+            return pl.DataFrame(
+                [(n, str(t), c.device_buffer_size(), "device only (host copy on first CPU view)")
+                 for n, t, c in zip(self.columns, self.schema.dtypes(), self._device.table.columns())],
+                schema=["column", "arrow_type", "bytes", "location"], orient="row")
         rows = []
         residency = self._session._residency
         if self._pins.ranges:
@@ -271,7 +333,7 @@ class Frame:
 
     def _replace(self, table: pa.Table, changed: list[str]) -> None:
         self._pins.release()
-        self._table = _normalize(table)
+        self._host = _normalize(table)
         self._polars = None
         for name in changed:
             self._versions[name] = self._versions.get(name, -1) + 1
@@ -314,18 +376,21 @@ class Frame:
 
     def _numeric_columns(self, columns, method: str) -> list[str]:
         names = list(columns) if columns is not None else self.columns
+        schema = self.schema
         for name in names:
             if name not in self._versions:
                 raise KeyError(f"no column {name!r} in the frame; columns are {self.columns}")
-            col = self._table.column(name)
-            if not any(test(col.type) for test in _NUMERIC):
+            dtype = schema[name]
+            if not (dtype.is_numeric() and not isinstance(dtype, pl.Decimal) or dtype == pl.Boolean):
                 raise TypeError(
-                    f"column {name!r} has type {col.type}, which {method}() cannot put in a "
+                    f"column {name!r} has type {dtype}, which {method}() cannot put in a "
                     "numeric matrix; encode it first (e.g. with polars "
                     "`.to_physical()` or one-hot encoding) or leave it out of `columns`")
-            if col.null_count:
+            nulls = (self._device.column_map[name].obj.null_count() if self._host is None
+                     else self._host.column(name).null_count)
+            if nulls:
                 raise TypeError(
-                    f"column {name!r} has {col.null_count} nulls, which {method}() cannot put "
+                    f"column {name!r} has {nulls} nulls, which {method}() cannot put "
                     "in a numeric matrix; fill or drop them first (polars `fill_null`)")
         return names
 
@@ -336,6 +401,8 @@ class Frame:
 
         session = self._session
         session.ensure_gpu()
+        if self._host is None:  # a GPU result: its own columns
+            return [self._device.column_map[n].obj for n in names]
         if self._unified:
             return [_device.to_column(self._table.column(n).chunk(0), n, zero_copy=True,
                                       log=session.transfers) for n in names]
@@ -394,6 +461,14 @@ class Frame:
         from workbench.engine import scan_source
 
         return register_io_source(scan_source(self), schema=self.schema)
+
+
+def _plain(dtype: pl.DataType) -> bool:
+    """Types whose Arrow form from libcudf is the one polars uses (no metadata needed)."""
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone is None  # libcudf's Arrow carries no time zone
+    return dtype.is_numeric() and not isinstance(dtype, pl.Decimal) or isinstance(
+        dtype, (pl.String, pl.Boolean, pl.Date, pl.Duration))
 
 
 def _cupy_view(col):
