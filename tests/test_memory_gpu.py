@@ -63,9 +63,10 @@ def test_detection_matches_the_cuda_runtime(profile):
     assert profile.device_memory_free is not None and profile.device_memory_total is not None
 
 
-def test_h100_is_discrete_and_async(profile):
-    if "H100" not in profile.gpu.name:
-        pytest.skip(f"checks the H100 test machine; this is {profile.gpu.name}")
+def test_pcie_hopper_is_discrete_and_async(profile):
+    """The test machines (H100, H200 over PCIe, no HMM/ATS): discrete, async pool, pinned."""
+    if not any(model in profile.gpu.name for model in ("H100", "H200")) or profile.gpu.integrated:
+        pytest.skip(f"checks a discrete H100/H200 test machine; this is {profile.gpu.name}")
     assert profile.platform == "discrete"
     assert not profile.gpu.pageable_memory_access and profile.gpu.host_register_supported
     assert profile.cuda_driver_version >= (13, 0)

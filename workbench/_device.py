@@ -61,20 +61,42 @@ def pinned_bytes() -> int:
         return sum(_pinned.values())
 
 
-def is_pinned(address: int, size: int) -> bool:
-    """True when ``[address, address + size)`` lies inside one registered range."""
+def _inner(address: int, size: int) -> tuple[int, int]:
+    """The whole pages inside ``[address, address + size)``: what may be registered.
+
+    Registration never reaches outside a buffer: a page shared with other memory,
+    once registered, would make the driver refuse copies of that other memory that
+    start inside the registered range and run past it.
+    """
+    return -(-address // PAGE) * PAGE, (address + size) // PAGE * PAGE
+
+
+def pinned_span(address: int, size: int) -> tuple[int, int]:
+    """The registered part of ``[address, address + size)`` (empty when none)."""
+    end, best = address + size, (address, address)
     with _pinned_lock:
-        return any(s <= address and address + size <= s + n for s, n in _pinned.items())
+        for start, length in _pinned.items():
+            lo, hi = max(start, address), min(start + length, end)
+            if hi - lo > best[1] - best[0]:
+                best = (lo, hi)
+    return best
+
+
+def is_pinned(address: int, size: int) -> bool:
+    """True when every whole page of ``[address, address + size)`` is registered."""
+    lo, hi = _inner(address, size)
+    got = pinned_span(address, size)
+    return hi > lo and got[0] <= lo and got[1] >= hi
 
 
 def page_ranges(buffers) -> list[tuple[int, int]]:
-    """Page-aligned, merged ``(start, length)`` ranges covering the large buffers."""
-    spans = sorted(
-        (b.address // PAGE * PAGE, -(-(b.address + b.size) // PAGE) * PAGE)
-        for b in buffers if b is not None and b.size >= MIN_PIN_BYTES
-    )
+    """Merged ``(start, length)`` ranges of the whole pages inside the large buffers."""
+    spans = sorted(_inner(b.address, b.size) for b in buffers
+                   if b is not None and b.size >= MIN_PIN_BYTES)
     merged: list[list[int]] = []
     for start, end in spans:
+        if end <= start:
+            continue
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
@@ -128,15 +150,23 @@ class _Memory:
 
 
 def _copy_buffer(buf: pa.Buffer, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
-    """One host->device copy of an Arrow buffer into a new device allocation."""
+    """One host->device copy of an Arrow buffer into a new device allocation.
+
+    The registered pages go in one pinned copy; the partial pages at either end
+    (never registered, see :func:`_inner`) in small pageable ones.
+    """
     padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
     dev = rmm.DeviceBuffer(size=padded)
-    kind = "pinned" if is_pinned(buf.address, nbytes) else "pageable"
+    address, end = buf.address, buf.address + nbytes
+    lo, hi = pinned_span(address, nbytes)
+    pieces = [(address, lo), (lo, hi), (hi, end)] if hi > lo else [(address, end)]
     start = time.perf_counter()
-    if nbytes:
-        _check(cudart.cudaMemcpy(dev.ptr, buf.address, nbytes,
-                                 cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+    for a, b in pieces:
+        if b > a:
+            _check(cudart.cudaMemcpy(dev.ptr + (a - address), a, b - a,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
     if log is not None:
+        kind = "pinned" if 2 * (hi - lo) >= nbytes > 0 else "pageable"
         log.record(what, nbytes, "host-to-device", kind, time.perf_counter() - start)
     return dev
 

@@ -29,6 +29,7 @@ import threading
 
 import polars as pl
 
+from workbench.errors import is_out_of_memory
 from workbench.residency import DoesNotFit
 from workbench.session import current_session
 
@@ -100,11 +101,18 @@ def _collect(lf, engine, session, strict):
         try:
             return _run_gpu(lf, session, "in-memory", resident=True)
         except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
-            fits = not _does_not_fit(err)
             first = err
-        session.note("collect: " + ("the in-memory GPU executor cannot run this query "
-                                    f"({_reason(first)}); trying the streaming executor" if fits else
-                                    "inputs larger than the resident limit; using the streaming executor"))
+        if _does_not_fit(first):
+            fits, why = False, "inputs larger than the resident limit; using the streaming executor"
+        elif is_out_of_memory(first):
+            # The resident columns of earlier queries may hold the room this one needs.
+            session.residency.clear()
+            fits, why = False, ("out of device memory; resident columns dropped, using the "
+                                "streaming executor over host chunks")
+        else:
+            fits, why = True, (f"the in-memory GPU executor cannot run this query ({_reason(first)}); "
+                               "trying the streaming executor")
+        session.note("collect: " + why)
         try:
             return _run_gpu(lf, session, "streaming", resident=fits)
         except Exception as err:  # noqa: BLE001

@@ -42,3 +42,28 @@ def missing(package: str, extra: str | None = None, purpose: str = "") -> Missin
     return MissingDependencyError(
         f"{package} is not available{what}. Please make sure '{package}' is installed: {hint}"
     )
+
+
+OOM_MARKERS = ("memoryerror", "out_of_memory", "out of memory", "bad_alloc",
+               "cudaerrormemoryallocation", "outofmemory", "cuda_error_out_of_memory")
+
+
+def is_out_of_memory(err: BaseException | str) -> bool:
+    """Whether an exception (or its causes), or a message, says memory ran out.
+
+    RMM raises ``MemoryError``; polars may wrap it in its own error and cudf-polars in
+    an exception group, so the chain and the text are both read.
+    """
+    if isinstance(err, str):
+        text = err.lower()
+        return any(m in text for m in OOM_MARKERS)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, MemoryError) or is_out_of_memory(f"{type(err).__name__}: {err}"):
+            return True
+        subs = getattr(err, "exceptions", None)  # an ExceptionGroup
+        if subs and any(is_out_of_memory(s) for s in subs):
+            return True
+        err = err.__cause__ or err.__context__
+    return False

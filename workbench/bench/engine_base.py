@@ -15,12 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.bench.questions import Question
+from workbench.errors import is_out_of_memory
 
 #: words by which CUDA, RMM, cudf-polars and Python say that memory ran out
-OOM_MARKERS = ("memoryerror", "out_of_memory", "out of memory", "bad_alloc",
-               "cudaerrormemoryallocation", "outofmemory", "cuda_error_out_of_memory")
-
-
 def parquet_files(path: str | Path) -> list[str]:
     """The Parquet files of ``path`` (a file, or a directory of them), sorted."""
     p = Path(path)
@@ -63,27 +60,6 @@ def gpu_count() -> int:
             pynvml.nvmlShutdown()
     except Exception:
         return 0
-
-
-def is_out_of_memory(err: BaseException | str) -> bool:
-    """Whether an exception (or its causes), or a message, says memory ran out.
-
-    RMM raises ``MemoryError``; polars may wrap it in its own error and cudf-polars in
-    an exception group, so the chain and the text are both read.
-    """
-    if isinstance(err, str):
-        text = err.lower()
-        return any(m in text for m in OOM_MARKERS)
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, MemoryError) or is_out_of_memory(f"{type(err).__name__}: {err}"):
-            return True
-        subs = getattr(err, "exceptions", None)  # an ExceptionGroup
-        if subs and any(is_out_of_memory(s) for s in subs):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def error_status(err: BaseException, gpu: bool = False) -> str:
