@@ -22,7 +22,7 @@ run() {
         timeout 240 python3 -m workbench demo ;;
       handoff)
         timeout 400 python3 benchmarks/frame_handoff.py --rows "${ROWS:-1e7}" --out "$OUT/handoff.json" ;;
-      suite-small|suite-large|suite-all|suite-budget)
+      suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
         OUT="$OUT/suite" timeout 560 bash benchmarks/gpu_suite.sh "${stage#suite-}" ;;
       *) echo "unknown stage $stage" ;;
     esac

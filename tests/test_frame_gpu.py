@@ -76,10 +76,22 @@ def test_to_cudf_copies_once_at_pinned_speed_then_stays_resident(session):
 
 
 def test_mapped_view_over_pinned_memory_is_zero_copy(session):
+    """Kernels read a registered host buffer in place.
+
+    Only whole pages inside a buffer are registered, so the buffer here is page-aligned
+    and a whole number of pages long: all of it is readable by the GPU.
+    """
     from workbench import _device
 
-    frame = wb.Frame.from_arrow(_table())
+    n = 1 << 22  # 32 MiB of float64
+    raw = np.empty(n * 8 + _device.PAGE, dtype=np.uint8)
+    skip = -raw.ctypes.data % _device.PAGE
+    values = raw[skip:skip + n * 8].view(np.float64)
+    values[:] = np.random.default_rng(0).normal(size=n)
+    frame = wb.Frame.from_arrow(pa.table({"v": pa.array(values)}))
     arr = frame.to_arrow().column("v").chunk(0)
+    assert arr.buffers()[1].address == values.ctypes.data  # the frame holds this memory
+    assert _device.is_pinned(arr.buffers()[1].address, n * 8)
     mark = len(session.transfers)
     col = _device.to_column(arr, "v", zero_copy=True, log=session.transfers)
     assert col.data().ptr == arr.buffers()[1].address  # the GPU reads the host buffer itself
@@ -88,7 +100,7 @@ def test_mapped_view_over_pinned_memory_is_zero_copy(session):
 
     total = cudf.DataFrame.from_pylibcudf(
         __import__("pylibcudf").Table([col]), {"columns": ["v"]})["v"].sum()
-    assert total == pytest.approx(float(np.sum(arr.to_numpy())))
+    assert total == pytest.approx(float(np.sum(values)))
 
 
 ARROW_TYPES = {
