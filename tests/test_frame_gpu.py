@@ -81,11 +81,11 @@ def test_mapped_view_over_pinned_memory_is_zero_copy(session):
     Only whole pages inside a buffer are registered, so the buffer here is page-aligned
     and a whole number of pages long: all of it is readable by the GPU.
     """
-    from workbench import _device
+    from workbench import _device, _pages
 
     n = 1 << 22  # 32 MiB of float64
-    raw = np.empty(n * 8 + _device.PAGE, dtype=np.uint8)
-    skip = -raw.ctypes.data % _device.PAGE
+    raw = np.empty(n * 8 + _pages.PAGE, dtype=np.uint8)
+    skip = -raw.ctypes.data % _pages.PAGE
     values = raw[skip:skip + n * 8].view(np.float64)
     values[:] = np.random.default_rng(0).normal(size=n)
     frame = wb.Frame.from_arrow(pa.table({"v": pa.array(values)}))

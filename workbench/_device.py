@@ -12,7 +12,6 @@ Three jobs:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -23,12 +22,9 @@ import pylibcudf as plc
 import rmm
 from cuda.bindings import runtime as cudart
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 # cudaHostRegisterPortable | cudaHostRegisterMapped: usable from every context and
 # readable by kernels through the same (UVA) address.
 _REGISTER_FLAGS = 0x01 | 0x02
-# Registering small buffers costs a driver call each and gains nothing measurable.
-MIN_PIN_BYTES = 1 << 20
 # libcudf wants null masks padded to 64 bytes.
 _MASK_ALIGN = 64
 
@@ -61,16 +57,6 @@ def pinned_bytes() -> int:
         return sum(_pinned.values())
 
 
-def _inner(address: int, size: int) -> tuple[int, int]:
-    """The whole pages inside ``[address, address + size)``: what may be registered.
-
-    Registration never reaches outside a buffer: a page shared with other memory,
-    once registered, would make the driver refuse copies of that other memory that
-    start inside the registered range and run past it.
-    """
-    return -(-address // PAGE) * PAGE, (address + size) // PAGE * PAGE
-
-
 def pinned_span(address: int, size: int) -> tuple[int, int]:
     """The registered part of ``[address, address + size)`` (empty when none)."""
     end, best = address + size, (address, address)
@@ -83,25 +69,9 @@ def pinned_span(address: int, size: int) -> tuple[int, int]:
 
 
 def is_pinned(address: int, size: int) -> bool:
-    """True when every whole page of ``[address, address + size)`` is registered."""
-    lo, hi = _inner(address, size)
-    got = pinned_span(address, size)
-    return hi > lo and got[0] <= lo and got[1] >= hi
-
-
-def page_ranges(buffers) -> list[tuple[int, int]]:
-    """Merged ``(start, length)`` ranges of the whole pages inside the large buffers."""
-    spans = sorted(_inner(b.address, b.size) for b in buffers
-                   if b is not None and b.size >= MIN_PIN_BYTES)
-    merged: list[list[int]] = []
-    for start, end in spans:
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e - s) for s, e in merged]
+    """True when all of ``[address, address + size)`` is registered."""
+    lo, hi = pinned_span(address, size)
+    return size > 0 and lo == address and hi == address + size
 
 
 def register(ranges, limit: int) -> tuple[list[tuple[int, int]], int]:
@@ -152,8 +122,8 @@ class _Memory:
 def _copy_buffer(buf: pa.Buffer, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
     """One host->device copy of an Arrow buffer into a new device allocation.
 
-    The registered pages go in one pinned copy; the partial pages at either end
-    (never registered, see :func:`_inner`) in small pageable ones.
+    The registered part goes in one pinned copy, any part outside it (a buffer only
+    partly registered, e.g. a view into another frame's memory) in pageable ones.
     """
     padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
     dev = rmm.DeviceBuffer(size=padded)

@@ -257,17 +257,25 @@ class Frame:
         return self._session.gpu and self._session.policy.host_buffers == "unified"
 
     def _pin(self) -> None:
-        """Register the frame's large buffers in place when the policy says so."""
+        """Register the frame's large buffers when the policy says so.
+
+        Buffers that do not own their pages are first moved onto pages of their own
+        (see :mod:`workbench._pages`); the rest are pinned where they are.
+        """
         policy = self._session.policy
         if not (self._session.gpu and policy.host_buffers == "pinned"):
             return
         from workbench import _device
+        from workbench._pages import dedicated, page_ranges
 
         self._session.ensure_gpu()
-        buffers = [b for col in self._table.columns for b in col.chunk(0).buffers()]
-        ranges = _device.page_ranges(buffers)
-        done, skipped = _device.register(ranges, policy.pinned_limit)
-        self._pins.ranges, self._pins.table = done, self._table
+        self._host, buffers, moved = dedicated(self._host)
+        if moved:
+            self._polars = None  # the polars view shared the old buffers
+            self._session.note(f"{moved / 1e9:.2f} GB of a frame's buffers did not own their "
+                               "memory pages and were moved onto pages of their own to be pinned")
+        done, skipped = _device.register(page_ranges(buffers), policy.pinned_limit)
+        self._pins.ranges, self._pins.table = done, self._host
         self._unpinned = skipped
         if skipped:
             message = (f"{skipped / 1e9:.2f} GB of this frame were not pinned (pinned limit "
