@@ -5,8 +5,10 @@ per column), placed the way the platform lets the GPU use it best:
 
 * unified memory (DGX Spark / GB10, Grace Hopper): plain host memory that the GPU
   reads in place, so GPU views are zero-copy;
-* discrete GPUs (H100 over PCIe): the same buffers pinned in place with
-  ``cudaHostRegister`` (bounded by the policy's pinned limit), so the one copy a
+* discrete GPUs (H100, H200 over PCIe): the same buffers pinned with
+  ``cudaHostRegister`` (bounded by the policy's pinned limit; a large buffer that
+  shares its memory pages with other data is moved onto pages of its own first, see
+  :mod:`workbench._pages`), so the one copy a
   GPU view needs runs at pinned speed, and stays resident on the device for later
   views and queries until the frame changes or the room is needed;
 * CPU-only machines: plain Arrow buffers.

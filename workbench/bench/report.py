@@ -339,6 +339,9 @@ def plot(results: list[dict], path: str | Path) -> Path:
     from matplotlib.ticker import FuncFormatter
 
     n = len(results)
+    # one colour per engine across every panel, so a bar means the same engine everywhere
+    names = sorted({e for res in results for e in res["engines"]})
+    colour = {e: plt.get_cmap("tab10")(i % 10) for i, e in enumerate(names)}
     fig, axes = plt.subplots(n, 1, figsize=(11, 3.6 * n), squeeze=False)
     for ax, res in zip(axes[:, 0], results):
         engines, qs, cell = _grid(res)
@@ -358,7 +361,7 @@ def plot(results: list[dict], path: str | Path) -> Path:
                 ys.append(tr / t if t and tr else float("nan"))
             ys.append(s[e]["speedup"] or float("nan"))
             xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(groups))]
-            ax.bar(xs, ys, width, label=res["engines"][e].get("label", e))
+            ax.bar(xs, ys, width, label=res["engines"][e].get("label", e), color=colour[e])
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
