@@ -173,7 +173,11 @@ class Frame:
 
     @classmethod
     def from_polars(cls, df: pl.DataFrame) -> Frame:
-        """From a polars DataFrame; numeric columns are shared, not copied."""
+        """From a polars DataFrame; numeric columns are shared, not copied.
+
+        On discrete GPUs, large buffers that do not start on a page boundary (polars'
+        often do not) are copied once onto pages of their own so they can be pinned.
+        """
         if isinstance(df, pl.LazyFrame):
             raise TypeError("from_polars takes a DataFrame; collect the LazyFrame first "
                             "(or use workbench.collect) and pass the result")
