@@ -37,34 +37,28 @@ case "$part" in
   all)   plan="groupby:1e7,groupby:1e8,join:1e7" ;;
   small) plan="groupby:1e7,join:1e7" ;;
   large) plan="groupby:1e8" ;;
-  budget)
+  budget|budget-1e8)
     # Larger than the budget: 2e8 rows (~12.5 GB in memory) against 2 GB of device
-    # memory. polars CPU streaming is the reference and runs first; the GPU engines
-    # next; DuckDB last, so a run cut short loses the least. Estimated from the
-    # measured 1e8 run and DESIGN.md's 2e8 figures (16 cores): data ~30 s, polars CPU
-    # streaming ~110 s, polars GPU engine ~75 s (q8, q9 on the CPU, q10 out of
-    # memory), cudf refused at once, workbench ~130 s (load ~10 s; q8-q10 on the
-    # CPU), DuckDB ~45 s: about 7 minutes. The timeouts bound it under 10 minutes.
-    plan="groupby:2e8"
+    # memory (budget-1e8: 1e8 rows against 1 GB, about half the time). polars CPU
+    # streaming is the reference and runs first; the GPU engines next; DuckDB last,
+    # so a run cut short loses the least. Estimated from the measured 1e8 run and
+    # DESIGN.md's 2e8 figures (16 cores): data ~30 s, polars CPU streaming ~110 s,
+    # polars GPU engine ~75 s, cudf refused at once, workbench ~130 s, DuckDB ~45 s:
+    # about 7 minutes. The timeouts (seconds per engine) bound it under 10 minutes.
+    if [ "$part" = budget ]; then
+      rows=2e8 budget=2GB t=(150 110 180 80 120)
+    else
+      rows=1e8 budget=1GB t=(70 70 90 40 60)
+    fi
+    plan="groupby:$rows"
     name="$name-budget"
     log="gpu_suite-budget.log"
     engines="polars,pandas,polars-streaming,polars-gpu,cudf,workbench,duckdb"
-    limits=(--gpu-budget 2GB
-            --skip "polars@2e8=larger-than-budget run: polars CPU streaming answers instead"
-            --skip "pandas@2e8=time budget"
-            --timeout "polars-streaming@2e8=150" --timeout "polars-gpu@2e8=110"
-            --timeout "workbench@2e8=180" --timeout "duckdb@2e8=80" --timeout "=120") ;;
-  budget-1e8)
-    # The same at half the size and budget (1e8 rows, ~6 GB, against 1 GB): ~4 minutes.
-    plan="groupby:1e8"
-    name="$name-budget"
-    log="gpu_suite-budget.log"
-    engines="polars,pandas,polars-streaming,polars-gpu,cudf,workbench,duckdb"
-    limits=(--gpu-budget 1GB
-            --skip "polars@1e8=larger-than-budget run: polars CPU streaming answers instead"
-            --skip "pandas@1e8=time budget"
-            --timeout "polars-streaming@1e8=70" --timeout "polars-gpu@1e8=70"
-            --timeout "workbench@1e8=90" --timeout "duckdb@1e8=40" --timeout "=60") ;;
+    limits=(--gpu-budget "$budget"
+            --skip "polars@$rows=larger-than-budget run: polars CPU streaming answers instead"
+            --skip "pandas@$rows=time budget"
+            --timeout "polars-streaming@$rows=${t[0]}" --timeout "polars-gpu@$rows=${t[1]}"
+            --timeout "workbench@$rows=${t[2]}" --timeout "duckdb@$rows=${t[3]}" --timeout "=${t[4]}") ;;
   *)     plan="$part" ;;   # any TASK:ROWS list
 esac
 
