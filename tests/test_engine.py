@@ -101,3 +101,12 @@ def test_as_frame_returns_a_frame_that_queries_chain_over():
     again = wb.collect(result.lazy().filter(pl.col("len") > 0).select(pl.col("v").sum()))
     assert again.item() == pytest.approx(df["v"].sum())
     assert result.shape == (4, 3) and result.columns == ["k", "v", "len"]
+
+
+def test_a_failure_inside_a_task_group_is_named_by_its_inner_error():
+    from workbench.engine import _reason
+
+    inner = RuntimeError("CUDA error encountered: cudaErrorInvalidValue invalid argument\nmore")
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [ExceptionGroup("nested", [inner])])
+    assert _reason(group) == "RuntimeError: CUDA error encountered: cudaErrorInvalidValue invalid argument"
+    assert _reason(ValueError("plain")) == "ValueError: plain"

@@ -179,6 +179,10 @@ def _does_not_fit(err: BaseException) -> bool:
 
 
 def _reason(err: BaseException) -> str:
+    """One line saying why: the first inner error of a group (the streaming executor
+    raises a TaskGroup's group, whose own message says nothing)."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
