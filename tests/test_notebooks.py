@@ -78,6 +78,8 @@ def _check_one_copy_lesson(nb) -> None:
     backend = backend.group(1)
     assert f"workbench.Frame {ROWS:,} rows" in text, "the taxi frame was not loaded at the test size"
     assert "the two engines agree" in text
+    assert "<workbench.Frame 48 rows x 5 columns" in text, "the answer kept as a Frame is missing"
+    assert re.search(r"busiest hour: \d+h, (card|cash)", text), "the query over the kept answer did not run"
 
     tip = re.search(r"logistic_regression on (cpu|gpu): accuracy ([\d.]+), auc ([\d.]+)", text)
     fare = re.search(r"linear_regression on (cpu|gpu): r2 ([\d.]+), rmse ([\d.]+)", text)
