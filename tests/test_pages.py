@@ -46,9 +46,11 @@ def test_buffers_move_onto_their_own_pages_and_keep_their_values(seed, nulls, of
     assert copied_again == 0 and again is out  # already on their own pages: nothing moves
 
 
-def test_small_and_nested_columns_are_left_alone():
+def test_small_nested_and_dictionary_columns_are_left_alone():
+    codes = _heap_int64(np.arange(ROWS) % 3).cast(pa.int32())
     table = pa.table({"small": pa.array(np.arange(ROWS) % 100, pa.int8()),
-                      "nested": pa.array([[1, 2]] * ROWS, pa.list_(pa.int64()))})
+                      "nested": pa.array([[1, 2]] * ROWS, pa.list_(pa.int64())),
+                      "dict": pa.DictionaryArray.from_arrays(codes, pa.array(["a", "b", "c"]))})
     out, pinnable, copied = dedicated(table)
     assert out is table and copied == 0 and pinnable == []
 

@@ -50,14 +50,15 @@ def dedicated(table: pa.Table) -> tuple[pa.Table, list[pa.Buffer], int]:
     """The table with its large buffers on pages of their own, ready to register.
 
     Returns the table (the same one when nothing had to move), the buffers that may
-    be registered, and the bytes copied. Nested columns keep their buffers and are
-    not registered (their children share allocations in ways not checked here).
+    be registered, and the bytes copied. Nested and dictionary columns keep their
+    buffers and are not registered (their children and dictionaries share
+    allocations in ways not checked here).
     """
     columns, pinnable, copied = [], [], 0
     for col in table.columns:
         arr = col.chunk(0)
-        if arr.type.num_fields:
-            columns.append(col)
+        if arr.type.num_fields or pa.types.is_dictionary(arr.type):
+            columns.append(col)  # nested or dictionary: buffers() is not the whole story
             continue
         buffers = arr.buffers()
         moved = []
