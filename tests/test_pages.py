@@ -12,9 +12,9 @@ from workbench._pages import MIN_PIN_BYTES, PAGE, dedicated, page_ranges
 ROWS = 300_000  # 2.4 MB of int64: large enough to be pinned
 
 
-def _heap_int64(values: np.ndarray) -> pa.Array:
+def _heap_int64(values: np.ndarray, dtype=np.int64) -> pa.Array:
     """An Arrow array over NumPy memory that does not start on a page boundary."""
-    raw = np.empty(values.size + 1, dtype=np.int64)
+    raw = np.empty(values.size + 1, dtype=dtype)
     view = raw[1:] if raw.ctypes.data % PAGE == 0 else raw[:-1]
     if view.ctypes.data % PAGE == 0:
         view = raw[1:]
@@ -47,10 +47,11 @@ def test_buffers_move_onto_their_own_pages_and_keep_their_values(seed, nulls, of
 
 
 def test_small_nested_and_dictionary_columns_are_left_alone():
-    codes = _heap_int64(np.arange(ROWS) % 3).cast(pa.int32())
+    codes = _heap_int64(np.arange(4 * ROWS) % 3, np.int32)  # 4.8 MB, off a page boundary
+    assert codes.buffers()[1].address % PAGE
     table = pa.table({"small": pa.array(np.arange(ROWS) % 100, pa.int8()),
                       "nested": pa.array([[1, 2]] * ROWS, pa.list_(pa.int64())),
-                      "dict": pa.DictionaryArray.from_arrays(codes, pa.array(["a", "b", "c"]))})
+                      "dict": pa.DictionaryArray.from_arrays(codes[:ROWS], pa.array(["a", "b", "c"]))})
     out, pinnable, copied = dedicated(table)
     assert out is table and copied == 0 and pinnable == []
 
