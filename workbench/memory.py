@@ -471,7 +471,7 @@ def choose(
     elif platform in ("integrated-coherent", "coherent"):
         host_buffers, why = "unified", "the GPU reads host malloc memory in place, zero-copy both ways"
     elif platform in ("discrete", "hmm") and gpu is not None and gpu.host_register_supported:
-        host_buffers, why = "pinned", "host buffers registered in place (cudaHostRegister): PCIe-speed copies, mapped reads"
+        host_buffers, why = "pinned", "host buffers registered (cudaHostRegister), in place when they own their memory pages: PCIe-speed copies, mapped reads"
     else:
         host_buffers, why = "plain", "pageable host memory" + (" (WSL)" if platform == "wsl" else "")
     pinned_limit = (profile.host_memory_total or 0) // 2 if host_buffers == "pinned" else 0
