@@ -8,7 +8,9 @@ registering whole buffers, rounded out to page boundaries, and only buffers that
 those pages: large allocations of jemalloc, mimalloc and ``mmap`` (Arrow's and
 polars' allocators) start on a page boundary and own their pages; any other large
 buffer (from the C heap, e.g. NumPy's) is first copied into an anonymous mapping
-of its own. Everything here runs on the CPU.
+of its own. A buffer that is a slice of a larger allocation and happens to start on
+a page boundary is taken to own its pages too: rare, and the one case not guarded.
+Everything here runs on the CPU.
 """
 
 from __future__ import annotations
