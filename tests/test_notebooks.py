@@ -62,7 +62,7 @@ def _text(nb) -> str:
             if out.output_type == "stream":
                 parts.append(out.text)
             elif "data" in out:
-                parts.append(out.data.get("text/plain", ""))
+                parts.append(out.data.get("text/markdown", out.data.get("text/plain", "")))
     return "\n".join(parts)
 
 
@@ -97,8 +97,20 @@ def _check_one_copy_lesson(nb) -> None:
         assert "host-to-device" in text
 
 
+def _check_how_fast_lesson(nb) -> None:
+    text = _text(nb)
+    engines = re.search(r"^20,000 rows; engines on this machine: (.+)$", text, re.M)
+    assert engines and {"polars", "duckdb", "pandas"} <= set(engines.group(1).split(", ")), text[:300]
+    counted = re.search(r"(\d+) of (\d+) answers checked ok", text)
+    assert counted and counted.group(1) == counted.group(2) and int(counted.group(2)) >= 30, counted
+    assert "speed-up vs polars CPU" in text, "the results table is missing"
+    assert "top_k" in text and "SELECT id6" in text, "question 8 was not shown in polars and SQL"
+    assert _images(nb) >= 1, "the plot was not drawn"
+
+
 # Key results per lesson, beyond "every cell ran".
-CHECKS = {"01-one-copy-cpu-and-gpu.ipynb": _check_one_copy_lesson}
+CHECKS = {"01-one-copy-cpu-and-gpu.ipynb": _check_one_copy_lesson,
+          "02-how-fast-is-this-machine.ipynb": _check_how_fast_lesson}
 
 
 def test_there_are_lessons():

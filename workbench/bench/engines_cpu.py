@@ -106,7 +106,10 @@ class DuckDBEngine(Engine):
 
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET threads = {os.cpu_count() or 1}")
-        self.con.execute("SET enable_progress_bar = false")
+        # No progress bar while timing. In Jupyter it is off already, and turning it
+        # off there fails without ipywidgets: only touch it when it is on.
+        if self.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+            self.con.execute("SET enable_progress_bar = false")
         for name, p in paths.items():
             files = ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(p))
             self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet([{files}])")
