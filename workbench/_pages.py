@@ -69,7 +69,7 @@ def dedicated(table: pa.Table) -> tuple[pa.Table, list[pa.Buffer], int]:
                 buf = _own_pages(buf)
                 copied += buf.size
             moved.append(buf)
-        if copied and any(a is not b for a, b in zip(moved, buffers)):
+        if any(a is not b for a, b in zip(moved, buffers)):
             arr = pa.Array.from_buffers(arr.type, len(arr), moved, null_count=arr.null_count,
                                         offset=arr.offset)
             col = pa.chunked_array([arr], type=arr.type)

@@ -44,6 +44,7 @@ def missing(package: str, extra: str | None = None, purpose: str = "") -> Missin
     )
 
 
+#: words by which CUDA, RMM, cudf-polars and Python say that memory ran out
 OOM_MARKERS = ("memoryerror", "out_of_memory", "out of memory", "bad_alloc",
                "cudaerrormemoryallocation", "outofmemory", "cuda_error_out_of_memory")
 

@@ -395,7 +395,7 @@ class Frame:
             if name not in self._versions:
                 raise KeyError(f"no column {name!r} in the frame; columns are {self.columns}")
             dtype = schema[name]
-            if not (dtype.is_numeric() and not isinstance(dtype, pl.Decimal) or dtype == pl.Boolean):
+            if not (_is_number(dtype) or dtype == pl.Boolean):
                 raise TypeError(
                     f"column {name!r} has type {dtype}, which {method}() cannot put in a "
                     "numeric matrix; encode it first (e.g. with polars "
@@ -477,12 +477,16 @@ class Frame:
         return register_io_source(scan_source(self), schema=self.schema)
 
 
+def _is_number(dtype: pl.DataType) -> bool:
+    """Integers and floats: one fixed-width value per row (decimals are not)."""
+    return dtype.is_numeric() and not isinstance(dtype, pl.Decimal)
+
+
 def _plain(dtype: pl.DataType) -> bool:
     """Types whose Arrow form from libcudf is the one polars uses (no metadata needed)."""
     if isinstance(dtype, pl.Datetime):
         return dtype.time_zone is None  # libcudf's Arrow carries no time zone
-    return dtype.is_numeric() and not isinstance(dtype, pl.Decimal) or isinstance(
-        dtype, (pl.String, pl.Boolean, pl.Date, pl.Duration))
+    return _is_number(dtype) or isinstance(dtype, (pl.String, pl.Boolean, pl.Date, pl.Duration))
 
 
 def _cupy_view(col):

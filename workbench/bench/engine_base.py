@@ -17,7 +17,7 @@ from typing import Any
 from workbench.bench.questions import Question
 from workbench.errors import is_out_of_memory
 
-#: words by which CUDA, RMM, cudf-polars and Python say that memory ran out
+
 def parquet_files(path: str | Path) -> list[str]:
     """The Parquet files of ``path`` (a file, or a directory of them), sorted."""
     p = Path(path)

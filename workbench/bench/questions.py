@@ -4,8 +4,9 @@ Each question has one polars function (used by polars CPU, the polars GPU engine
 the workbench engine alike; a ``polars_gpu`` override, used by both GPU polars engines,
 exists only where the polars GPU engine of RAPIDS 26.10 cannot run the plain code),
 one pandas function (also run by cudf, which mirrors pandas; a ``cudf`` override
-exists only where cudf needs it), and one SQL string for DuckDB. Every function receives ``tables``, a dict of the task's tables (``x`` for
-groupby; ``x``, ``small``, ``medium``, ``big`` for join) in that engine's own type.
+exists only where cudf needs it), and one SQL string for DuckDB. Every function
+receives ``tables``, a dict of the task's tables (``x`` for groupby; ``x``, ``small``,
+``medium``, ``big`` for join) in that engine's own type.
 
 Output value columns have the same names in every API, so the answer check ("chk") can
 read the same columns everywhere. Strings stay plain strings (no categorical or enum
