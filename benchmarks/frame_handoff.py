@@ -10,7 +10,9 @@ Measures on the db-benchmark groupby table G1 (``h2o_groupby``):
   left on the device as a Frame, as cudf's is; and returned as a polars DataFrame) vs
   the same polars code with ``collect(engine="gpu")`` on a plain polars frame (default
   engine, and the in-memory executor), vs hand-written cudf on the resident cudf
-  frame. q8 and q9 run their ``polars_gpu`` code in every polars engine.
+  frame. q8 and q9 run their ``polars_gpu`` code in every polars engine;
+* the first CPU view of q10's answer (as large as the table): pinned fetch vs the
+  pageable copies of libcudf and cudf-polars.
 
 Usage: python benchmarks/frame_handoff.py --rows 100000000 --out results.json
 """
@@ -35,6 +37,31 @@ def _best(fn, runs: int = 2):
         fn()
         times.append(time.perf_counter() - start)
     return times[0], min(times[1:]) if len(times) > 1 else times[0]
+
+
+def _fetch_times(wb, frame, q) -> dict:
+    """The first CPU view of a large GPU answer (q10: about one row per input row):
+    the workbench's pinned fetch, against libcudf's ``to_arrow`` and cudf-polars'
+    ``to_polars`` (the pageable copies ``collect(engine="gpu")`` makes) of the same answer."""
+    code = q.polars_gpu or q.polars
+    times = {}
+    for how in ("workbench_pinned", "libcudf_to_arrow", "cudf_polars_to_polars"):
+        answer = wb.collect(code({"x": frame.lazy()}), as_frame=True, raise_on_fail=True)
+        device = answer._device
+        times["bytes"] = sum(c.device_buffer_size() for c in device.table.columns())
+        start = time.perf_counter()
+        if how == "workbench_pinned":
+            answer.to_arrow()
+        elif how == "libcudf_to_arrow":
+            device.table.to_arrow(metadata=answer.columns)
+        else:
+            device.to_polars()
+        times[f"{how}_s"] = time.perf_counter() - start
+        times[f"{how}_gbps"] = times["bytes"] / times[f"{how}_s"] / 1e9
+        del answer, device
+        gc.collect()
+    print("result fetch", {k: round(v, 3) for k, v in times.items()}, flush=True)
+    return times
 
 
 def main() -> None:
@@ -124,6 +151,7 @@ def main() -> None:
         if engine in totals:
             result[f"speedup_vs_{engine}"] = totals[engine] / totals["workbench"]
     result["ratio_to_cudf"] = totals["workbench"] / totals["cudf_resident"]
+    result["result_fetch"] = _fetch_times(wb, frame, bench_questions("groupby", ["q10"])[0])
     result["transfers"] = session.transfers.summary().splitlines()
 
     out = Path(args.out)

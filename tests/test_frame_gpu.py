@@ -207,6 +207,118 @@ def test_gpu_results_come_back_equal(table):
     assert result.to_arrow().num_rows == table.num_rows
 
 
+def test_a_large_gpu_result_comes_back_pinned_and_is_unpinned_when_freed(session):
+    from workbench import _device
+
+    frame = wb.Frame.from_arrow(_table(2_000_000))
+    before = _device.pinned_bytes()
+    result = wb.collect(frame.lazy().select(pl.all(), (pl.col("v") * 2).alias("v2")),
+                        as_frame=True, raise_on_fail=True)
+    mark = len(session.transfers)
+    assert_frame_equal(result.to_polars(),
+                       frame.to_polars().with_columns((pl.col("v") * 2).alias("v2")))
+    (fetch,) = session.transfers.since(mark)
+    assert (fetch.what, fetch.direction, fetch.kind) == ("query result", "device-to-host", "pinned")
+    locations = dict(result.placement().select("column", "location").iter_rows())
+    assert locations["v2"] == locations["s"] == "host pinned + device resident"
+    assert _device.pinned_bytes() - before >= 4 * 2_000_000 * 8  # k... and the new pages
+    del result
+    gc.collect()
+    assert _device.pinned_bytes() == before
+
+
+SLICES = [(0, 1), (3, 700), (511, 513), (512, 4096), (4099, 150_000), (199_000, 1000)]
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["copied", "mapped"])
+def test_row_slices_move_only_their_rows(session, mapped):
+    """The streaming executor's chunks: a slice's buffers, copied or seen in place.
+
+    Views need every buffer registered, and buffers under 1 MiB are not: the mapped
+    case has no nulls (no validity buffers) and 300k rows (every buffer over 1 MiB).
+    """
+    import pylibcudf as plc
+
+    from workbench import _device
+
+    rng = np.random.default_rng(1)
+    n = 300_000
+    nulls = None if mapped else rng.random(n) < 0.2
+    table = pa.table({
+        "i": pa.array(rng.integers(0, 9, n), pa.int64(), mask=nulls),
+        "s": pa.array(["x" * int(x * 20) for x in rng.random(n)], pa.large_string(), mask=nulls),
+        "t": pa.array(rng.integers(0, 10**9, n), pa.timestamp("ms")),
+        "u": pa.array([f"{x:.3f}" for x in rng.random(n)], pa.string()),
+    })
+    frame = wb.Frame.from_arrow(table)
+    host = frame.to_arrow()
+    if mapped:
+        assert all(_device.is_pinned(b.address, b.size) for col in host.columns
+                   for b in col.chunk(0).buffers() if b is not None)
+    for start, length in SLICES:
+        mark = len(session.transfers)
+        for name in host.column_names:
+            arr = host.column(name).chunk(0).slice(start, length)
+            col = _device.to_column(arr, name, zero_copy=mapped, log=session.transfers)
+            back = plc.Table([col]).to_arrow(metadata=[name]).column(0)
+            assert back.to_pylist() == arr.to_pylist(), (name, start, length)
+        moves = session.transfers.since(mark)
+        assert {t.kind for t in moves} <= ({"mapped"} if mapped else {"pinned", "pageable"})
+        if not mapped:  # the slice's bytes, plus at most 511 rows before it
+            moved = sum(t.nbytes for t in moves)
+            assert moved <= host.slice(start, length).nbytes + 511 * 60 + 1024, (start, length)
+
+
+def test_data_larger_than_the_budget_streams_in_pinned_chunks():
+    """A 128 MB budget (64 MB resident): 4e6 rows (~80 MB a query) stream in 8 MB chunks."""
+    out = _run_py("""
+        import numpy as np, polars as pl, pyarrow as pa, workbench as wb
+        session = wb.init(backend="gpu", budget="128MB", strict=True)
+        rng = np.random.default_rng(0)
+        n = 4_000_000
+        frame = wb.Frame.from_arrow(pa.table({
+            "k": pa.array(rng.integers(0, 50, n), pa.int32()),
+            "s": pa.array([f"id{i:03d}" for i in range(50)], pa.large_string()).take(
+                pa.array(rng.integers(0, 50, n))),
+            "v": rng.normal(size=n), "w": rng.normal(size=n)}))
+        queries = {
+            "by_int": lambda lf: lf.group_by("k").agg(pl.col("v").sum(), pl.col("w").max()).sort("k"),
+            "by_string": lambda lf: lf.group_by("s").agg(pl.len(), pl.col("v").mean()).sort("s"),
+        }
+        same, copies = {}, []
+        for name, q in queries.items():
+            mark = len(session.transfers)
+            got = wb.collect(q(frame.lazy()))
+            copies += [t for t in session.transfers.since(mark) if t.direction == "host-to-device"]
+            want = q(frame.to_polars().lazy()).collect()
+            same[name] = got.equals(want) or all(
+                np.allclose(got[c].to_numpy(), want[c].to_numpy()) if want[c].dtype.is_float()
+                else got[c].to_list() == want[c].to_list() for c in want.columns)
+        print(json.dumps({"same": same, "log": [m for _, m in session.log],
+                          "chunks": len([t for t in copies if t.what == "v.data"]),
+                          "bytes_v": sum(t.nbytes for t in copies if t.what == "v.data"),
+                          "kinds": sorted({t.kind for t in copies if t.nbytes >= 1 << 20})}))
+    """)
+    assert out["same"] == {"by_int": True, "by_string": True}
+    assert any("streaming executor" in m for m in out["log"])
+    assert out["chunks"] >= 2 * 8  # v travels in at least 8 chunks per query
+    assert out["bytes_v"] <= 2 * (4_000_000 * 8 + 512 * 8 * out["chunks"])  # each row once
+    assert out["kinds"] in (["pinned"], [])
+
+
+def _run_py(code: str) -> dict:
+    """Run code in a fresh interpreter (its own memory policy); it prints one JSON line last."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    proc = subprocess.run([sys.executable, "-c", "import json\n" + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_changed_frame_is_never_stale_on_the_gpu(session):
     frame = wb.Frame.from_arrow(_table(100_000))
     q = lambda: wb.collect(frame.lazy().select(pl.col("v").sum()), raise_on_fail=True).item()

@@ -12,6 +12,7 @@ Three jobs:
 
 from __future__ import annotations
 
+import mmap
 import threading
 import time
 
@@ -119,15 +120,15 @@ class _Memory:
                 "version": 3, "strides": None, "stream": None}
 
 
-def _copy_buffer(buf: pa.Buffer, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
-    """One host->device copy of an Arrow buffer into a new device allocation.
+def _copy_buffer(address: int, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
+    """One host->device copy of ``nbytes`` of host memory into a new device allocation.
 
     The registered part goes in one pinned copy, any part outside it (a buffer only
     partly registered, e.g. a view into another frame's memory) in pageable ones.
     """
     padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
     dev = rmm.DeviceBuffer(size=padded)
-    address, end = buf.address, buf.address + nbytes
+    end = address + nbytes
     lo, hi = pinned_span(address, nbytes)
     pieces = [(address, lo), (lo, hi), (hi, end)] if hi > lo else [(address, end)]
     start = time.perf_counter()
@@ -141,11 +142,13 @@ def _copy_buffer(buf: pa.Buffer, nbytes: int, what: str, log) -> rmm.DeviceBuffe
     return dev
 
 
-def _device_view(buf: pa.Buffer, nbytes: int) -> plc.gpumemoryview:
-    """The host buffer itself, seen by the GPU (unified memory or registered+mapped)."""
+def _device_view(buf: pa.Buffer, start: int, nbytes: int) -> plc.gpumemoryview:
+    """Bytes ``[start, start + nbytes)`` of a host buffer, seen by the GPU in place
+    (unified memory, or registered and mapped)."""
     padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
     # Arrow pads allocations to 64 bytes, so the padded view stays inside the buffer.
-    return plc.gpumemoryview(_Memory(buf.address, min(padded, buf.size) or nbytes, buf))
+    size = min(padded, buf.size - start) or nbytes
+    return plc.gpumemoryview(_Memory(buf.address + start, size, buf))
 
 
 def plc_type(arrow_type: pa.DataType) -> plc.DataType | None:
@@ -165,9 +168,11 @@ def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
     """A pylibcudf column holding ``arr``: a view when ``zero_copy``, else one copy.
 
     ``zero_copy`` is only valid where the GPU can read the host buffers (unified
-    memory, or registered and mapped). Types whose layouts differ (booleans are
-    bit-packed in Arrow, one byte in libcudf; decimals, dictionaries, nested types)
-    go through ``pylibcudf.Column.from_arrow``, which copies through pageable memory.
+    memory, or registered and mapped). A slice (``arr.offset > 0``) moves only its own
+    rows, so streaming a frame in row chunks copies each byte once. Types whose
+    layouts differ (booleans are bit-packed in Arrow, one byte in libcudf; decimals,
+    dictionaries, nested types) go through ``pylibcudf.Column.from_arrow``, which
+    copies through pageable memory.
     """
     dtype = plc_type(arr.type)
     if dtype is None or len(arr) == 0:
@@ -178,31 +183,119 @@ def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
                        "pageable", time.perf_counter() - start)
         return col
     buffers = arr.buffers()
-    validity = buffers[0] if arr.null_count else None
-    n = len(arr) + arr.offset
+    # Start at a row that is a multiple of 512, so that the null mask starts on a
+    # 64-byte boundary; the rows before the slice's first go in the column's offset.
+    skip = arr.offset % 512
+    first, rows = arr.offset - skip, len(arr) + skip
 
-    def place(buf, nbytes, part):
+    def place(buf, start, nbytes, part):
         if zero_copy:
             if log is not None:
                 log.record(f"{name}.{part}", nbytes, "host-to-device", "mapped", 0.0)
-            return _device_view(buf, nbytes)
-        return plc.gpumemoryview(_copy_buffer(buf, nbytes, f"{name}.{part}", log))
+            return _device_view(buf, start, nbytes)
+        return plc.gpumemoryview(_copy_buffer(buf.address + start, nbytes, f"{name}.{part}", log))
 
-    mask = place(validity, -(-n // 8), "validity") if validity is not None else None
+    mask = None
+    if arr.null_count:
+        mask = place(buffers[0], first // 8, -(-rows // 8), "validity")
     if dtype.id() == plc.TypeId.STRING:
-        wide = pa.types.is_large_string(arr.type)
-        width = 8 if wide else 4
-        offsets_buf, chars_buf = buffers[1], buffers[2]
-        offsets = plc.Column(plc.DataType(plc.TypeId.INT64 if wide else plc.TypeId.INT32),
-                             n + 1, place(offsets_buf, (n + 1) * width, "offsets"),
-                             None, 0, 0, [])
-        last = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32, count=n + 1)[n]
-        chars_len = int(last)
-        chars = place(chars_buf, chars_len, "chars") if chars_buf is not None else None
-        return plc.Column(dtype, len(arr), chars, mask, arr.null_count, arr.offset, [offsets])
+        return _strings(arr, buffers, first, rows, skip, mask, place, zero_copy)
     width = arr.type.bit_width // 8
-    data = place(buffers[1], n * width, "data")
-    return plc.Column(dtype, len(arr), data, mask, arr.null_count, arr.offset, [])
+    data = place(buffers[1], first * width, rows * width, "data")
+    return plc.Column(dtype, len(arr), data, mask, arr.null_count, skip, [])
+
+
+def _strings(arr, buffers, first, rows, skip, mask, place, zero_copy) -> plc.Column:
+    """A strings column: offsets ``[first, first + rows]`` and the characters they span.
+
+    A copy moves only the slice's characters and rebases its offsets on the device;
+    a view keeps the characters buffer whole, its offsets pointing into it.
+    """
+    wide = pa.types.is_large_string(arr.type)
+    width, offsets_buf, chars_buf = (8 if wide else 4), buffers[1], buffers[2]
+    bounds = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32,
+                           count=first + rows + 1)
+    lo = 0 if zero_copy else int(bounds[first])
+    hi = int(bounds[first + rows])
+    offsets = place(offsets_buf, first * width, (rows + 1) * width, "offsets")
+    if lo:
+        _rebase(offsets, rows + 1, wide, lo)
+    chars = place(chars_buf, lo, hi - lo, "chars") if chars_buf is not None else None
+    offsets_col = plc.Column(plc.DataType(plc.TypeId.INT64 if wide else plc.TypeId.INT32),
+                             rows + 1, offsets, None, 0, 0, [])
+    return plc.Column(plc.DataType(plc.TypeId.STRING), len(arr), chars, mask, arr.null_count,
+                      skip, [offsets_col])
+
+
+def _rebase(offsets: plc.gpumemoryview, count: int, wide: bool, lo: int) -> None:
+    """Subtract ``lo`` from ``count`` offsets on the device (a copied slice's own chars
+    start at zero)."""
+    import cupy as cp
+
+    mem = cp.cuda.UnownedMemory(offsets.ptr, count * (8 if wide else 4), offsets)
+    view = cp.ndarray((count,), dtype=cp.int64 if wide else cp.int32,
+                      memptr=cp.cuda.MemoryPointer(mem, 0))
+    view -= lo
+    cp.cuda.runtime.deviceSynchronize()  # readers may use any stream
+
+
+# ---------------------------------------------------------------- device -> host
+_PLC_TO_ARROW = {v: k for k, v in _ARROW_TO_PLC.items()}
+for _unit, _name in _TIME_UNITS.items():
+    _PLC_TO_ARROW[getattr(plc.TypeId, "TIMESTAMP_" + _name)] = pa.timestamp(_unit)
+    _PLC_TO_ARROW[getattr(plc.TypeId, "DURATION_" + _name)] = pa.duration(_unit)
+
+
+def host_type(col: plc.Column) -> pa.DataType | None:
+    """The Arrow type whose buffers are ``col``'s byte for byte, or None."""
+    tid = col.type().id()
+    if col.offset() or col.size() == 0:
+        return None  # slices and empty columns: not worth a special case
+    if tid == plc.TypeId.STRING:
+        children = col.children()
+        if not children:
+            return None
+        wide = children[0].type().id() == plc.TypeId.INT64
+        return pa.large_string() if wide else pa.string()
+    return _PLC_TO_ARROW.get(tid)
+
+
+def to_host(col: plc.Column, arrow_type: pa.DataType, limit: int):
+    """``col`` copied into new host pages, registered first so the copies run pinned.
+
+    Returns the Arrow array, the registered ranges (the caller unregisters them when
+    the array is freed) and the bytes left unpinned (over ``limit``). Buffers under
+    a megabyte are copied without registering.
+    """
+    from workbench._pages import MIN_PIN_BYTES, PAGE
+
+    ranges, unpinned = [], 0
+
+    def fetch(ptr: int, nbytes: int) -> pa.Buffer:
+        nonlocal unpinned
+        mapping = mmap.mmap(-1, max(PAGE, -(-nbytes // PAGE) * PAGE))
+        buf = pa.py_buffer(mapping)
+        if nbytes >= MIN_PIN_BYTES:
+            done, skipped = register([(buf.address, buf.size)], limit)
+            ranges.extend(done)
+            unpinned += skipped
+        if nbytes:
+            _check(cudart.cudaMemcpy(buf.address, ptr, nbytes,
+                                     cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+        return buf.slice(0, nbytes)
+
+    n = col.size()
+    validity = fetch(col.null_mask().ptr, -(-n // 8)) if col.null_count() else None
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        wide = pa.types.is_large_string(arrow_type)
+        offsets = fetch(col.children()[0].data().ptr, (n + 1) * (8 if wide else 4))
+        size = int(np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[n])
+        data = col.data()
+        buffers = [validity, offsets, fetch(data.ptr, size) if data is not None else None]
+    else:
+        buffers = [validity, fetch(col.data().ptr, n * (arrow_type.bit_width // 8))]
+    array = pa.Array.from_buffers(arrow_type, n, buffers, null_count=col.null_count())
+    return array, ranges, unpinned
 
 
 def synchronize() -> None:

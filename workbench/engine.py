@@ -8,8 +8,9 @@ frame's *device-resident* columns (or, on unified memory, views of the host buff
 so the host->device copy is paid once per column and later queries reuse it. When
 the columns a query needs do not fit the resident limit (half the device memory or
 budget), :func:`collect` runs the query again with cudf-polars' streaming executor,
-the scan then yielding host chunks of ``budget / 16`` bytes each, so data larger
-than the GPU still runs. A query the in-memory executor cannot run (some operations
+the scan then handing it chunks of ``budget / 16`` bytes, each copied from the
+frame's pinned host buffers when the executor asks for it, so data larger than the
+GPU still runs. A query the in-memory executor cannot run (some operations
 only the streaming executor supports) is retried on the streaming executor over the
 same resident columns. Anything the GPU cannot do runs on the CPU with a warning
 (``raise_on_fail=True`` makes that an error), as polars does for ``engine="gpu"``.
@@ -192,8 +193,9 @@ def scan_source(frame):
 
     polars' CPU engine gets the frame's zero-copy polars view (projected, filtered);
     the GPU engine inside :func:`collect` gets device-resident columns (in-memory
-    executor) or host chunks of the streaming partition size (streaming executor);
-    the GPU engine called directly by polars gets the host view and copies it itself.
+    executor) or, from the streaming executor, chunks of the streaming partition size
+    copied from the frame's (pinned) host buffers one at a time; the GPU engine called
+    directly by polars gets the host view and copies it itself.
     """
 
     def source(with_columns, predicate, n_rows, batch_size):
@@ -203,47 +205,96 @@ def scan_source(frame):
         # raise_on_fail, so polars' CPU engine never runs the plan meanwhile.
         if mode is not None and mode[1]:
             try:
-                device = _device_frame(frame, names)
+                return iter([_device_frame(frame, names)])
             except DoesNotFit:
                 if mode[0] != "streaming":
                     raise
-            else:
-                yield device
-                return
+        streaming = mode is not None and mode[0] == "streaming"
+        if streaming and predicate is None and n_rows is None and _copies_in_place(frame, names):
+            return _DeviceChunks(frame, names)
         df = frame.to_polars().select(names)
         if predicate is not None:
             df = df.filter(predicate)
         if n_rows is not None:
             df = df.head(n_rows)
-        if mode is not None and mode[0] == "streaming":
-            yield from _host_chunks(frame, df)
-        else:
-            yield df
+        if streaming:
+            step = _chunk_rows(frame, df.estimated_size() // max(1, df.height))
+            return (df.slice(start, step) for start in range(0, max(df.height, 1), step))
+        return iter([df])
 
     return source
 
 
 def _device_frame(frame, names):
     """A cudf-polars DataFrame over the frame's resident (or unified) columns."""
-    from cudf_polars.containers import Column, DataFrame, DataType
+    from cudf_polars.containers import DataFrame
     from cudf_polars.utils.cuda_stream import get_cuda_stream
 
-    schema = frame.schema
-    if any(isinstance(schema[n], (pl.Categorical, pl.Enum)) for n in names):
+    if any(isinstance(frame.schema[n], (pl.Categorical, pl.Enum)) for n in names):
         # cudf-polars builds categoricals itself: let it copy this scan.
         return frame.to_polars().select(names)
-    columns = frame._device_columns(names)
-    return DataFrame(
-        [Column(col, DataType(schema[n]), name=n) for col, n in zip(columns, names)],
-        stream=get_cuda_stream(),
-        num_rows=len(frame),
-    )
+    return DataFrame(_named(frame, names, frame._device_columns(names)),
+                     stream=get_cuda_stream(), num_rows=len(frame))
 
 
-def _host_chunks(frame, df: pl.DataFrame):
-    """Zero-copy row slices of ``df`` of about the streaming partition size."""
+def _named(frame, names, columns):
+    from cudf_polars.containers import Column, DataType
+
+    schema = frame.schema
+    return [Column(col, DataType(schema[n]), name=n) for col, n in zip(columns, names)]
+
+
+def _chunk_rows(frame, row_bytes: int) -> int:
+    """Rows per streaming chunk: the executor's partition size (a sixteenth of the
+    device memory or budget), a multiple of 512 so slices keep null masks aligned."""
     partition = max(1, frame._session.policy.device_memory // 16)
-    row_bytes = max(1, df.estimated_size() // max(1, df.height))
-    step = max(1, partition // row_bytes)
-    for start in range(0, max(df.height, 1), step):
-        yield df.slice(start, step)
+    return max(512, partition // max(1, row_bytes) // 512 * 512)
+
+
+def _copies_in_place(frame, names) -> bool:
+    """Whether the frame's columns ``names`` can go to the device buffer by buffer."""
+    from workbench import _device
+
+    if frame._host is None:
+        return False  # a GPU result: its columns are on the device already
+    table = frame._table
+    return all(_device.plc_type(table.schema.field(n).type) is not None
+               and not isinstance(frame.schema[n], (pl.Categorical, pl.Enum)) for n in names)
+
+
+class _DeviceChunks:
+    """The frame's rows as device chunks for the streaming executor, each copied from
+    the host buffers (pinned where the frame is) only when the executor asks for it.
+
+    Sized, so the executor pulls one chunk at a time instead of draining a
+    generator to count it.
+    """
+
+    def __init__(self, frame, names):
+        self.frame, self.names = frame, names
+        arrays = [frame._table.column(n).chunk(0) for n in names]
+        self.arrays = arrays
+        row_bytes = sum(a.nbytes for a in arrays) // max(1, len(frame))
+        self.step = _chunk_rows(frame, row_bytes)
+        self.starts = iter(range(0, max(len(frame), 1), self.step))
+        self.count = max(1, -(-len(frame) // self.step))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        from cudf_polars.containers import DataFrame
+        from cudf_polars.utils.cuda_stream import get_cuda_stream
+
+        from workbench import _device
+
+        start = next(self.starts)
+        log, unified = self.frame._session.transfers, self.frame._unified
+        columns = [_device.to_column(a.slice(start, self.step), n, zero_copy=unified, log=log)
+                   for a, n in zip(self.arrays, self.names)]
+        rows = min(self.step, len(self.frame) - start) if len(self.frame) else 0
+        return DataFrame(_named(self.frame, self.names, columns), stream=get_cuda_stream(),
+                         num_rows=rows)

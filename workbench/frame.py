@@ -35,8 +35,10 @@ on the first CPU view, and from then on the frame is like any other.
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -50,18 +52,28 @@ _tokens = itertools.count(1)
 
 
 def _normalize(table: pa.Table) -> pa.Table:
-    """One chunk per column, string views as large strings, unique string names."""
+    """One chunk per column, string views as large strings, unique string names.
+
+    Columns are concatenated in parallel: a Parquet file read by pyarrow comes in one
+    chunk per row group (hundreds), and one thread copying gigabytes is the slowest
+    part of loading it (Arrow's concatenation releases the GIL).
+    """
     names = table.column_names
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"column names must be unique; repeated: {dupes}")
-    fields, columns = [], []
-    for field, col in zip(table.schema, table.columns):
-        if pa.types.is_string_view(field.type):
+
+    def one_chunk(col: pa.ChunkedArray) -> pa.Array:
+        if pa.types.is_string_view(col.type):
             col = col.cast(pa.large_string())
-            field = field.with_type(pa.large_string())
-        columns.append(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
-        fields.append(field)
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+
+    if any(col.num_chunks > 1 for col in table.columns):
+        with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1) or 1) as pool:
+            columns = list(pool.map(one_chunk, table.columns))
+    else:
+        columns = [one_chunk(col) for col in table.columns]
+    fields = [field.with_type(col.type) for field, col in zip(table.schema, columns)]
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
@@ -138,17 +150,27 @@ class Frame:
         return self._host
 
     def _fetch(self) -> pa.Table:
-        """Copy a GPU result to host memory, once; its device columns become resident."""
+        """Copy a GPU result to host memory, once; its device columns become resident.
+
+        Where frames are pinned (discrete GPUs), each column is copied into new host
+        pages registered first, so the copy runs at pinned speed and the host copy is
+        pinned like any other frame's; columns are fetched in parallel. Elsewhere, and
+        for types whose layouts differ (booleans, categoricals...), libcudf or
+        cudf-polars build the Arrow data (pageable copies).
+        """
         import time
 
         result, names = self._device, self.columns
+        columns = result.table.columns()
         start = time.perf_counter()
-        if all(_plain(dtype.polars_type) for dtype in result.dtypes):
-            table = result.table.to_arrow(metadata=names)
-        else:  # categoricals, nested types: cudf-polars knows how polars wants them
-            table = result.to_polars().to_arrow()
+        if not all(_plain(dtype.polars_type) for dtype in result.dtypes):
+            table, kind = result.to_polars().to_arrow(), "pageable"
+        elif self._session.gpu and self._session.policy.host_buffers == "pinned":
+            table, kind = self._fetch_pinned(columns, names), "pinned"
+        else:
+            table, kind = result.table.to_arrow(metadata=names), "pageable"
         table = _normalize(table)
-        self._session.transfers.record("query result", table.nbytes, "device-to-host", "pageable",
+        self._session.transfers.record("query result", table.nbytes, "device-to-host", kind,
                                        time.perf_counter() - start)
         cache = self._session.residency
         for col, name in zip(result.columns, names):
@@ -159,6 +181,28 @@ class Frame:
                 continue
             cache.put((self._token, name, 0), col.obj, nbytes)
         self._device = None
+        return table
+
+    def _fetch_pinned(self, columns, names) -> pa.Table:
+        import pylibcudf as plc
+
+        from workbench import _device
+
+        limit = self._session.policy.pinned_limit
+
+        def one(col, name):
+            arrow_type = _device.host_type(col)
+            if arrow_type is None:  # booleans, empty columns: libcudf converts them
+                table = plc.Table([col]).to_arrow(metadata=[name])
+                return table.column(0).combine_chunks(), [], 0
+            return _device.to_host(col, arrow_type, limit)
+
+        with ThreadPoolExecutor(min(len(columns), os.cpu_count() or 1) or 1) as pool:
+            fetched = list(pool.map(one, columns, names))
+        self._pins.ranges = [r for _, ranges, _ in fetched for r in ranges]
+        self._unpinned = sum(skipped for _, _, skipped in fetched)
+        table = pa.Table.from_arrays([array for array, _, _ in fetched], names=names)
+        self._pins.table = table
         return table
 
     # ------------------------------------------------------------ constructors
