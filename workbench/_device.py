@@ -13,6 +13,7 @@ Three jobs:
 from __future__ import annotations
 
 import mmap
+import queue
 import threading
 import time
 
@@ -260,42 +261,90 @@ def host_type(col: plc.Column) -> pa.DataType | None:
     return _PLC_TO_ARROW.get(tid)
 
 
-def to_host(col: plc.Column, arrow_type: pa.DataType, limit: int):
-    """``col`` copied into new host pages, registered first so the copies run pinned.
+# Device->host copies hop through a few pinned staging buffers, registered once per
+# process: registering fresh pages for every result costs more (~0.5 s/GiB, and the
+# driver does it one call at a time) than copying them out of a pinned buffer, which
+# threads do in parallel while the next piece crosses the bus.
+_STAGE_BYTES = 16 << 20
+_STAGES = 8
+_stages: queue.SimpleQueue | None = None
+_stages_lock = threading.Lock()
 
-    Returns the Arrow array, the registered ranges (the caller unregisters them when
-    the array is freed) and the bytes left unpinned (over ``limit``). Buffers under
-    a megabyte are copied without registering.
+
+def _staging() -> queue.SimpleQueue:
+    global _stages
+    with _stages_lock:
+        if _stages is None:
+            stages = queue.SimpleQueue()
+            for _ in range(_STAGES):
+                mapping = mmap.mmap(-1, _STAGE_BYTES)
+                view = np.frombuffer(mapping, dtype=np.uint8)
+                _check(cudart.cudaHostRegister(view.ctypes.data, _STAGE_BYTES, 0),
+                       "cudaHostRegister")
+                stages.put(view)
+            _stages = stages
+    return _stages
+
+
+def _last_offset(col: plc.Column, wide: bool) -> int:
+    """The characters' byte count of a strings column: its last offset (a tiny copy)."""
+    n, width = col.size(), 8 if wide else 4
+    out = np.zeros(1, dtype=np.int64 if wide else np.int32)
+    _check(cudart.cudaMemcpy(out.ctypes.data, col.children()[0].data().ptr + n * width, width,
+                             cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+    return int(out[0])
+
+
+def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> list[pa.Array]:
+    """Device columns as Arrow arrays in new host memory, copied through pinned staging.
+
+    Every buffer is cut into pieces of the staging size; ``pool``'s threads each take
+    a staging buffer, copy a piece into it at pinned speed and from it into the
+    destination, so the host side (page faults, memcpy) runs in parallel. The arrays
+    live in anonymous page-aligned mappings (plain memory, not registered).
     """
-    from workbench._pages import MIN_PIN_BYTES, PAGE
+    plans = []  # per column: [(device pointer, bytes) per Arrow buffer, None for absent]
+    for col, typ in zip(columns, arrow_types):
+        n = col.size()
+        validity = (col.null_mask().ptr, -(-n // 8)) if col.null_count() else None
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            wide = pa.types.is_large_string(typ)
+            chars = _last_offset(col, wide)
+            data = col.data()
+            plans.append([validity, (col.children()[0].data().ptr, (n + 1) * (8 if wide else 4)),
+                          (data.ptr, chars) if data is not None and chars else None])
+        else:
+            plans.append([validity, (col.data().ptr, n * (typ.bit_width // 8))])
+    from workbench._pages import PAGE
 
-    ranges, unpinned = [], 0
+    targets = {}
+    for i, plan in enumerate(plans):
+        for j, part in enumerate(plan):
+            if part is not None:
+                mapping = mmap.mmap(-1, max(PAGE, -(-part[1] // PAGE) * PAGE))
+                targets[i, j] = (mapping, np.frombuffer(mapping, dtype=np.uint8))
+    pieces = [(ptr + start, targets[i, j][1], start, min(_STAGE_BYTES, size - start))
+              for i, plan in enumerate(plans) for j, part in enumerate(plan) if part is not None
+              for ptr, size in [part] for start in range(0, size, _STAGE_BYTES)]
+    stages = _staging()
 
-    def fetch(ptr: int, nbytes: int) -> pa.Buffer:
-        nonlocal unpinned
-        mapping = mmap.mmap(-1, max(PAGE, -(-nbytes // PAGE) * PAGE))
-        buf = pa.py_buffer(mapping)
-        if nbytes >= MIN_PIN_BYTES:
-            done, skipped = register([(buf.address, buf.size)], limit)
-            ranges.extend(done)
-            unpinned += skipped
-        if nbytes:
-            _check(cudart.cudaMemcpy(buf.address, ptr, nbytes,
+    def copy(piece):
+        src, dst, start, size = piece
+        stage = stages.get()
+        try:
+            _check(cudart.cudaMemcpy(stage.ctypes.data, src, size,
                                      cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
-        return buf.slice(0, nbytes)
+            dst[start:start + size] = stage[:size]
+        finally:
+            stages.put(stage)
 
-    n = col.size()
-    validity = fetch(col.null_mask().ptr, -(-n // 8)) if col.null_count() else None
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        wide = pa.types.is_large_string(arrow_type)
-        offsets = fetch(col.children()[0].data().ptr, (n + 1) * (8 if wide else 4))
-        size = int(np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[n])
-        data = col.data()
-        buffers = [validity, offsets, fetch(data.ptr, size) if data is not None else None]
-    else:
-        buffers = [validity, fetch(col.data().ptr, n * (arrow_type.bit_width // 8))]
-    array = pa.Array.from_buffers(arrow_type, n, buffers, null_count=col.null_count())
-    return array, ranges, unpinned
+    list(pool.map(copy, pieces))
+    arrays = []
+    for i, (col, typ, plan) in enumerate(zip(columns, arrow_types, plans)):
+        buffers = [None if part is None else pa.py_buffer(targets[i, j][0]).slice(0, part[1])
+                   for j, part in enumerate(plan)]
+        arrays.append(pa.Array.from_buffers(typ, col.size(), buffers, null_count=col.null_count()))
+    return arrays
 
 
 def synchronize() -> None:

@@ -152,23 +152,20 @@ class Frame:
     def _fetch(self) -> pa.Table:
         """Copy a GPU result to host memory, once; its device columns become resident.
 
-        Where frames are pinned (discrete GPUs), each column is copied into new host
-        pages registered first, so the copy runs at pinned speed and the host copy is
-        pinned like any other frame's; columns are fetched in parallel. Elsewhere, and
-        for types whose layouts differ (booleans, categoricals...), libcudf or
-        cudf-polars build the Arrow data (pageable copies).
+        On a GPU session the columns cross the bus through pinned staging buffers, the
+        host side copied in parallel (see :func:`workbench._device.to_host`); the host
+        copy is plain memory (registering new pages would cost more than the copy).
+        Types whose layouts differ (booleans, categoricals, slices) are converted by
+        libcudf or cudf-polars instead (pageable copies).
         """
         import time
 
         result, names = self._device, self.columns
-        columns = result.table.columns()
         start = time.perf_counter()
-        if not all(_plain(dtype.polars_type) for dtype in result.dtypes):
-            table, kind = result.to_polars().to_arrow(), "pageable"
-        elif self._session.gpu and self._session.policy.host_buffers == "pinned":
-            table, kind = self._fetch_pinned(columns, names), "pinned"
+        if all(_plain(dtype.polars_type) for dtype in result.dtypes):
+            table, kind = self._fetch_staged(result.table.columns(), names)
         else:
-            table, kind = result.table.to_arrow(metadata=names), "pageable"
+            table, kind = result.to_polars().to_arrow(), "pageable"
         table = _normalize(table)
         self._session.transfers.record("query result", table.nbytes, "device-to-host", kind,
                                        time.perf_counter() - start)
@@ -183,27 +180,24 @@ class Frame:
         self._device = None
         return table
 
-    def _fetch_pinned(self, columns, names) -> pa.Table:
+    def _fetch_staged(self, columns, names) -> tuple[pa.Table, str]:
         import pylibcudf as plc
 
         from workbench import _device
 
-        limit = self._session.policy.pinned_limit
-
-        def one(col, name):
-            arrow_type = _device.host_type(col)
-            if arrow_type is None:  # booleans, empty columns: libcudf converts them
-                table = plc.Table([col]).to_arrow(metadata=[name])
-                return table.column(0).combine_chunks(), [], 0
-            return _device.to_host(col, arrow_type, limit)
-
-        with ThreadPoolExecutor(min(len(columns), os.cpu_count() or 1) or 1) as pool:
-            fetched = list(pool.map(one, columns, names))
-        self._pins.ranges = [r for _, ranges, _ in fetched for r in ranges]
-        self._unpinned = sum(skipped for _, _, skipped in fetched)
-        table = pa.Table.from_arrays([array for array, _, _ in fetched], names=names)
-        self._pins.table = table
-        return table
+        types = [_device.host_type(col) for col in columns]
+        staged = [i for i, t in enumerate(types) if t is not None]
+        arrays: list = [None] * len(columns)
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            fetched = _device.to_host([columns[i] for i in staged], [types[i] for i in staged], pool)
+        for i, array in zip(staged, fetched):
+            arrays[i] = array
+        for i, array in enumerate(arrays):
+            if array is None:  # booleans, slices, empty columns: libcudf converts them
+                table = plc.Table([columns[i]]).to_arrow(metadata=[names[i]])
+                arrays[i] = table.column(0).combine_chunks()
+        kind = "pinned" if len(staged) == len(columns) else "pageable"
+        return pa.Table.from_arrays(arrays, names=names), kind
 
     # ------------------------------------------------------------ constructors
     @classmethod
