@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
-#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff suite-small|large|all|budget
+#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff formulations \
+#       suite-small|large|all|budget|budget-1e8
 # Everything printed goes to $OUT/batch.log; JSON results beside it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ run() {
         timeout 240 python3 -m workbench demo ;;
       handoff)
         timeout 400 python3 benchmarks/frame_handoff.py --rows "${ROWS:-1e7}" --out "$OUT/handoff.json" ;;
+      formulations)  # needs the 1e8 groupby data of a suite or handoff stage run before it
+        data=$(ls -d "$WORKBENCH_DATA"/h2o_groupby/G1_1e8_1e2_0_0*/ | head -n 1)
+        timeout 300 python3 benchmarks/formulations.py "$data" --out "$OUT/formulations.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
         OUT="$OUT/suite" timeout 560 bash benchmarks/gpu_suite.sh "${stage#suite-}" ;;
       *) echo "unknown stage $stage" ;;
