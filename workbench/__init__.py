@@ -24,6 +24,7 @@ _LAZY = {
     "doctor": ("workbench.checkup", "doctor"),
     "Frame": ("workbench.frame", "Frame"),
     "collect": ("workbench.engine", "collect"),
+    "cluster": ("workbench.workers", "cluster"),
     "datasets": ("workbench.datasets", None),
     "ml": ("workbench.ml", None),
     "hardware": ("workbench.hardware", None),
