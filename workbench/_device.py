@@ -311,8 +311,9 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> 
             wide = pa.types.is_large_string(typ)
             chars = _last_offset(col, wide)
             data = col.data()
+            # Arrow wants a characters buffer even when every string is empty.
             plans.append([validity, (col.children()[0].data().ptr, (n + 1) * (8 if wide else 4)),
-                          (data.ptr, chars) if data is not None and chars else None])
+                          (data.ptr if data is not None else 0, chars)])
         else:
             plans.append([validity, (col.data().ptr, n * (typ.bit_width // 8))])
     from workbench._pages import PAGE
