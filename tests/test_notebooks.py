@@ -91,6 +91,9 @@ def _check_one_copy_lesson(nb) -> None:
     assert per_mile and 2.2 < float(per_mile.group(1)) < 2.8, "the fare model missed the $2.50 a mile"
 
     assert _images(nb) >= 1, "the figure was not drawn (no image/png output)"
+    assert re.search(r"host memory: this process, of available +[\d.]+ [kMG]B of", text), \
+        "the memory monitor's snapshot is missing"
+    assert ("GPU memory (session's resource)" in text) == (backend == "gpu")
     if backend == "cpu":
         assert "no CPU<->GPU copies" in text
     else:

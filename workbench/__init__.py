@@ -25,6 +25,7 @@ _LAZY = {
     "Frame": ("workbench.frame", "Frame"),
     "collect": ("workbench.engine", "collect"),
     "cluster": ("workbench.workers", "cluster"),
+    "monitor": ("workbench.memory_monitor", "monitor"),
     "datasets": ("workbench.datasets", None),
     "ml": ("workbench.ml", None),
     "hardware": ("workbench.hardware", None),
