@@ -13,7 +13,12 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 demo: $(VENV)/.installed
 	$(VENV)/bin/workbench demo
 
-test: $(VENV)/.installed
+# The JupyterLab browser test's Chromium (scripts/browser.sh), once.
+$(VENV)/.browser: scripts/browser.sh $(VENV)/.installed
+	bash scripts/browser.sh
+	touch $@
+
+test: $(VENV)/.installed $(VENV)/.browser
 	$(PY) -m pytest -q
 
 gpu-test: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""The ``workbench`` command: doctor, demo, bench, datasets (``python -m workbench`` too).
+"""The ``workbench`` command: doctor, demo, bench, datasets, lab (``python -m workbench`` too).
 
 Each command parses its options and calls into the room that does the work.
 """
@@ -40,6 +40,37 @@ def demo(rows: int, backend: str | None) -> None:
     from workbench.demo import run
 
     run(rows=rows, backend=backend)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("workspace", default="~/workbench-lab", required=False)
+@click.option("--students", type=int, default=None,
+              help="Share the GPU: each student's kernels get 1/N of its memory.")
+@click.option("--budget", default=None, help="GPU memory for this student's kernels: '10GB', '0.25'.")
+@click.option("--port", type=int, default=None, help="The port JupyterLab listens on.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--lessons", default=None, help="A folder of lessons to copy (default: notebooks/).")
+@click.argument("jupyter_options", nargs=-1, type=click.UNPROCESSED)
+def lab(workspace, students, budget, port, no_browser, lessons, jupyter_options) -> None:
+    """JupyterLab on WORKSPACE with the lessons and a GPU budget per student.
+
+    Options after the workbench's own go to JupyterLab (e.g. --ServerApp.ip=0.0.0.0).
+    """
+    from workbench.lab import budget_setting, launch
+
+    try:
+        setting = budget_setting(budget, students)
+        server = launch(workspace, budget=budget, students=students, port=port,
+                        open_browser=not no_browser, lessons=lessons, extra=tuple(jupyter_options))
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as err:
+        raise click.UsageError(str(err)) from err
+    click.echo(f"JupyterLab on {workspace}" + (f", GPU budget per kernel {setting}" if setting else ""),
+               err=True)
+    try:
+        sys.exit(server.wait())
+    except KeyboardInterrupt:
+        server.terminate()
+        sys.exit(server.wait())
 
 
 # Commands whose options live beside the room they drive.

@@ -1,0 +1,151 @@
+"""workbench lab: a workspace of lessons, a GPU budget per student, real JupyterLab in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workbench.lab import LESSONS, budget_setting, prepare_workspace
+
+TOKEN = "workbench-test-token"
+
+
+def test_the_workspace_gets_the_lessons_and_keeps_the_students_edits(tmp_path):
+    workspace = tmp_path / "ws"
+    copied = prepare_workspace(workspace)
+    assert sorted(p.name for p in copied) == sorted(p.name for p in LESSONS.glob("*.ipynb"))
+    assert all(p.read_bytes() == (LESSONS / p.name).read_bytes() for p in copied)
+    mine = copied[0]
+    mine.write_text('{"edited": "by the student"}')
+    assert prepare_workspace(workspace) == []  # nothing copied over the student's work
+    assert json.loads(mine.read_text()) == {"edited": "by the student"}
+    assert not list(workspace.glob(".*.partial"))
+
+
+def test_bad_workspaces_and_lessons_are_named(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file; choose a folder"):
+        prepare_workspace(afile)
+    with pytest.raises(FileNotFoundError, match="no lessons at .*missing.*--lessons DIR"):
+        prepare_workspace(tmp_path / "ws", lessons=tmp_path / "missing")
+
+
+def test_budget_settings():
+    assert budget_setting() is None
+    assert budget_setting(students=8) == "0.125"
+    assert budget_setting(budget="10GB") == "10GB"
+    assert budget_setting(budget="0.25") == "0.25"
+    with pytest.raises(ValueError, match="not both"):
+        budget_setting(budget="10GB", students=2)
+    with pytest.raises(ValueError, match="students must be at least 1"):
+        budget_setting(students=0)
+    with pytest.raises(ValueError, match="'10XB' is not a size"):
+        budget_setting(budget="10XB")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found + [g for c in found for g in _children(c)]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """`workbench lab` for 4 students, its JupyterLab answering on a free port."""
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"), IPYTHONDIR=str(tmp_path / "ipython"))
+    env.pop("WORKBENCH_GPU_BUDGET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "lab", str(tmp_path / "ws"), "--students", "4",
+         "--port", str(port), "--no-browser", f"--IdentityProvider.token={TOKEN}",
+         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [])],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            _get(f"{base}/api/status?token={TOKEN}")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _kill(proc)
+                pytest.fail("JupyterLab did not start:\n" + proc.stdout.read().decode()[-3000:])
+            time.sleep(0.5)
+    yield proc, base, tmp_path / "ws"
+    _kill(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+
+
+def _kill(proc, sig=signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def test_jupyterlab_serves_the_lessons_with_the_budget_to_a_real_browser(lab_server, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium for the browser test: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    proc, base, workspace = lab_server
+    names = {item["name"] for item in _get(f"{base}/api/contents?token={TOKEN}")["content"]}
+    assert {p.name for p in LESSONS.glob("*.ipynb")} <= names
+
+    # A kernel started by this JupyterLab inherits the student's share of the GPU.
+    request = urllib.request.Request(f"{base}/api/kernels?token={TOKEN}", method="POST",
+                                     data=b'{"name": "python3"}',
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        kernel = json.loads(response.read())
+    budgets = {_environ(pid).get("WORKBENCH_GPU_BUDGET") for pid in _children(proc.pid)}
+    assert budgets == {"0.25"}, budgets  # the server and the kernel alike
+    assert kernel["name"] == "python3"
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        page.goto(f"{base}/lab/tree/01-one-copy-cpu-and-gpu.ipynb?token={TOKEN}")
+        heading = page.locator(".jp-RenderedMarkdown h1").first  # the lesson, rendered
+        heading.wait_for(timeout=60_000)
+        assert "Lesson 1: one copy of the data, on the CPU and the GPU" in heading.inner_text()
+        listing = page.locator(".jp-DirListing-content")
+        listing.get_by_text("02-how-fast-is-this-machine.ipynb").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "lab.png"))
+        browser.close()
+    assert (tmp_path / "lab.png").stat().st_size > 10_000

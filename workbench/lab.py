@@ -1,0 +1,102 @@
+"""``workbench lab``: JupyterLab on a workspace of the lessons, with a GPU budget per student.
+
+A teaching lab has many students and few GPUs. Each student starts
+``workbench lab ~/lab --students 8`` (or ``--budget 10GB``): the lessons are copied
+into their workspace (their own edits are never overwritten), and JupyterLab starts
+with ``WORKBENCH_GPU_BUDGET`` in its environment, so every kernel's session holds
+its work to that share of the GPU instead of taking the whole device. Nothing here is
+a scheduler: JupyterLab is started as it is, with the options passed through.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.memory import parse_budget
+from workbench.session import ENV_BUDGET
+
+# The lessons of a source checkout (``pip install -e .``): notebooks/ beside the package.
+LESSONS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def prepare_workspace(workspace: str | Path, lessons: str | Path | None = None) -> list[Path]:
+    """Copy the lessons into ``workspace``; returns the files copied.
+
+    A lesson already in the workspace is the student's: it is left as it is, even
+    when it differs from the original. Files are written under a temporary name and
+    renamed, so an interrupted copy leaves no half lesson.
+    """
+    workspace = Path(workspace).expanduser()
+    source = Path(lessons) if lessons is not None else LESSONS
+    if not source.is_dir():
+        raise FileNotFoundError(
+            f"no lessons at {source}: pass lessons=<folder of .ipynb files> "
+            "(or `--lessons DIR`), or run from a source checkout that has notebooks/")
+    if workspace.exists() and not workspace.is_dir():
+        raise NotADirectoryError(f"the workspace {workspace} is a file; choose a folder")
+    workspace.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for lesson in sorted(source.glob("*.ipynb")):
+        target = workspace / lesson.name
+        if target.exists():
+            continue
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(lesson, partial)
+        partial.replace(target)
+        copied.append(target)
+    return copied
+
+
+def budget_setting(budget: str | None = None, students: int | None = None) -> str | None:
+    """The ``WORKBENCH_GPU_BUDGET`` value for each student's kernels, or None for no limit.
+
+    ``students``: an equal share of the GPU each (``"0.125"`` for 8). ``budget``: bytes
+    or a size (``"10GB"``) or a fraction, checked now so a typo fails before the lab starts.
+    """
+    if budget is not None and students is not None:
+        raise ValueError("give a budget or a number of students, not both")
+    if students is not None:
+        if students < 1:
+            raise ValueError(f"students must be at least 1; got {students}")
+        return repr(1 / students)
+    if budget is not None:
+        # Checked against no particular device: each kernel's session checks its own.
+        parse_budget(budget, 1 << 62)
+        return str(budget)
+    return None
+
+
+def command(workspace: Path, port: int | None = None, open_browser: bool = True,
+            extra: tuple[str, ...] = ()) -> list[str]:
+    """The JupyterLab command line for a workspace."""
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={workspace}"]
+    if port is not None:
+        cmd.append(f"--ServerApp.port={port}")
+    if not open_browser:
+        cmd.append("--no-browser")
+    return cmd + list(extra)
+
+
+def launch(workspace: str | Path, *, budget: str | None = None, students: int | None = None,
+           port: int | None = None, open_browser: bool = True, lessons: str | Path | None = None,
+           extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Prepare the workspace and start JupyterLab on it; returns the server process."""
+    if shutil.which("jupyter-lab") is None and not _has_module("jupyterlab"):
+        raise RuntimeError("JupyterLab is not installed: pip install 'workbench[lab]'")
+    workspace = Path(workspace).expanduser().resolve()
+    prepare_workspace(workspace, lessons)
+    env = dict(os.environ)
+    setting = budget_setting(budget, students)
+    if setting is not None:
+        env[ENV_BUDGET] = setting
+    return subprocess.Popen(command(workspace, port, open_browser, extra), env=env)
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
