@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.transfers import TransferLog, format_bytes
+from workbench.hardware import format_bytes
+from workbench.transfers import TransferLog
 
 
 def test_totals_by_direction_and_kind():
@@ -50,4 +51,6 @@ def test_timed_records_the_block():
 
 def test_format_bytes():
     assert format_bytes(999) == "999 B"
-    assert format_bytes(1.5e9) == "1.50 GB"
+    assert format_bytes(1.5e9, 2) == "1.50 GB"
+    assert format_bytes(80e9) == "80.0 GB"
+    assert format_bytes(None) == "unknown"

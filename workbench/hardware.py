@@ -43,14 +43,14 @@ from workbench.probes import (  # noqa: F401 - the probe interface is re-exporte
 PLATFORMS = ("integrated-coherent", "coherent", "discrete", "hmm", "wsl", "cpu", "broken")
 MIN_COMPUTE_CAPABILITY = (7, 0)  # RAPIDS supports Volta and newer
 
-def format_bytes(n: int | None) -> str:
-    """Bytes as a short decimal string (``80.0 GB``), or ``unknown`` for None."""
+def format_bytes(n: float | None, digits: int = 1) -> str:
+    """Bytes in decimal units, as GPU vendors count (``80.0 GB``); ``unknown`` for None."""
     if n is None:
         return "unknown"
     for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+            return f"{n / size:.{digits}f} {unit}"
+    return f"{n:.0f} B"
 
 
 # --------------------------------------------------------------------------- the profile

@@ -16,6 +16,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from workbench.hardware import format_bytes
+
 DIRECTIONS = ("host-to-device", "device-to-host")
 KINDS = ("pinned", "pageable", "mapped")
 
@@ -114,20 +116,11 @@ class TransferLog:
             nbytes = sum(t.nbytes for t in items)
             if kind == "mapped":
                 lines.append(f"{direction} mapped: {len(items)} zero-copy views, "
-                             f"{format_bytes(nbytes)} read in place (not copied)")
+                             f"{format_bytes(nbytes, 2)} read in place (not copied)")
                 continue
             # Only copies timed apart give a bandwidth (a query's result copy is not).
             timed = [t for t in items if t.seconds > 0]
             secs = sum(t.seconds for t in timed)
             rate = f", {sum(t.nbytes for t in timed) / secs / 1e9:.1f} GB/s" if secs > 0 else ""
-            lines.append(f"{direction} {kind}: {len(items)} copies, {format_bytes(nbytes)}{rate}")
+            lines.append(f"{direction} {kind}: {len(items)} copies, {format_bytes(nbytes, 2)}{rate}")
         return "\n".join(lines)
-
-
-def format_bytes(n: float) -> str:
-    """Human-readable size with decimal units (1 GB = 1e9 bytes, as GPU vendors count)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
