@@ -272,9 +272,8 @@ class _DeviceChunks:
 
     def __init__(self, frame, names):
         self.frame, self.names = frame, names
-        arrays = [frame._table.column(n).chunk(0) for n in names]
-        self.arrays = arrays
-        row_bytes = sum(a.nbytes for a in arrays) // max(1, len(frame))
+        self.arrays = [frame._table.column(n).chunk(0) for n in names]
+        row_bytes = sum(a.nbytes for a in self.arrays) // max(1, len(frame))
         self.step = _chunk_rows(frame, row_bytes)
         self.starts = iter(range(0, max(len(frame), 1), self.step))
         self.count = max(1, -(-len(frame) // self.step))
