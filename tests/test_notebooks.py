@@ -111,9 +111,23 @@ def _check_how_fast_lesson(nb) -> None:
     assert _images(nb) >= 1, "the plot was not drawn"
 
 
+def _check_larger_lesson(nb) -> None:
+    text = _text(nb)
+    groups = {int(g.replace(",", "")) for g in re.findall(r" s  ([\d,]+) groups", text)}
+    assert groups == {ROWS // 100}, f"the three ways did not all answer (groups: {groups})"
+    for line in ("same answer as polars in memory", "the CPU streaming engine agrees",
+                 "2 workers at tcp://", "dask agrees"):
+        assert line in text, f"missing: {line}"
+    assert re.search(r"host memory: this process, of available", text), "no memory table"
+    if "budget: none (CPU)" not in text:  # on a GPU the budget is 64 MB
+        assert "budget: 64MB" in text
+    assert _images(nb) >= 1, "the memory plot was not drawn"
+
+
 # Key results per lesson, beyond "every cell ran".
 CHECKS = {"01-one-copy-cpu-and-gpu.ipynb": _check_one_copy_lesson,
-          "02-how-fast-is-this-machine.ipynb": _check_how_fast_lesson}
+          "02-how-fast-is-this-machine.ipynb": _check_how_fast_lesson,
+          "03-larger-than-the-gpu.ipynb": _check_larger_lesson}
 
 
 def test_there_are_lessons():
