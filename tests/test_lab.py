@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.lab import LESSONS, budget_setting, prepare_workspace
+from workbench.lab import LESSONS, budget_setting, environment, gpu_for, prepare_workspace
 
 TOKEN = "workbench-test-token"
 
@@ -52,6 +52,22 @@ def test_budget_settings():
         budget_setting(students=0)
     with pytest.raises(ValueError, match="'10XB' is not a size"):
         budget_setting(budget="10XB")
+
+
+def test_students_are_spread_over_the_gpus():
+    assert budget_setting(students=32, gpus=4) == "0.125"  # 8 students per GPU
+    assert budget_setting(students=6, gpus=4) == "0.5"  # 2 on some GPUs: each gets half
+    assert budget_setting(students=2, gpus=4) == "1.0"
+    assert [gpu_for(seat, 4) for seat in range(6)] == ["0", "1", "2", "3", "0", "1"]
+    assert gpu_for(7, 1) is None and gpu_for(7, 0) is None
+    with pytest.raises(ValueError, match="seat must be 0 or more"):
+        gpu_for(-1, 4)
+    env = environment({"HOME": "/h"}, students=32, seat=5, gpus=4)
+    assert env == {"HOME": "/h", "CUDA_VISIBLE_DEVICES": "1", "WORKBENCH_GPU_BUDGET": "0.125"}
+    admin = environment({"CUDA_VISIBLE_DEVICES": "3"}, students=8, seat=5, gpus=1)
+    assert admin == {"CUDA_VISIBLE_DEVICES": "3", "WORKBENCH_GPU_BUDGET": "0.125"}  # kept
+    assert environment({}, budget="10GB") == {"WORKBENCH_GPU_BUDGET": "10GB"}
+    assert environment({}) == {}
 
 
 def _free_port() -> int:

@@ -45,27 +45,28 @@ def demo(rows: int, backend: str | None) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("workspace", default="~/workbench-lab", required=False)
 @click.option("--students", type=int, default=None,
-              help="Share the GPU: each student's kernels get 1/N of its memory.")
+              help="Share the GPUs: N students spread over them, each an equal part of one.")
+@click.option("--seat", type=int, default=None,
+              help="This student's seat, which picks the GPU (default: the user id).")
 @click.option("--budget", default=None, help="GPU memory for this student's kernels: '10GB', '0.25'.")
 @click.option("--port", type=int, default=None, help="The port JupyterLab listens on.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @click.option("--lessons", default=None, help="A folder of lessons to copy (default: notebooks/).")
 @click.argument("jupyter_options", nargs=-1, type=click.UNPROCESSED)
-def lab(workspace, students, budget, port, no_browser, lessons, jupyter_options) -> None:
+def lab(workspace, students, seat, budget, port, no_browser, lessons, jupyter_options) -> None:
     """JupyterLab on WORKSPACE with the lessons and a GPU budget per student.
 
     Options after the workbench's own go to JupyterLab (e.g. --ServerApp.ip=0.0.0.0).
     """
-    from workbench.lab import budget_setting, launch
+    from workbench.lab import launch
 
     try:
-        setting = budget_setting(budget, students)
-        server = launch(workspace, budget=budget, students=students, port=port,
+        server, given = launch(workspace, budget=budget, students=students, seat=seat, port=port,
                         open_browser=not no_browser, lessons=lessons, extra=tuple(jupyter_options))
     except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as err:
         raise click.UsageError(str(err)) from err
-    click.echo(f"JupyterLab on {workspace}" + (f", GPU budget per kernel {setting}" if setting else ""),
-               err=True)
+    settings = ", ".join(f"{k}={v}" for k, v in given.items())
+    click.echo(f"JupyterLab on {workspace}" + (f" with {settings}" if settings else ""), err=True)
     try:
         sys.exit(server.wait())
     except KeyboardInterrupt:

@@ -1,10 +1,13 @@
 """``workbench lab``: JupyterLab on a workspace of the lessons, with a GPU budget per student.
 
 A teaching lab has many students and few GPUs. Each student starts
-``workbench lab ~/lab --students 8`` (or ``--budget 10GB``): the lessons are copied
+``workbench lab ~/lab --students 32`` (or ``--budget 10GB``): the lessons are copied
 into their workspace (their own edits are never overwritten), and JupyterLab starts
 with ``WORKBENCH_GPU_BUDGET`` in its environment, so every kernel's session holds
-its work to that share of the GPU instead of taking the whole device. Nothing here is
+its work to its share of a GPU instead of taking the whole device. On a machine with
+several GPUs the students are spread over them by seat (``--seat``, by default the
+user's id): seat 5 of 32 on 4 GPUs gets GPU 1 (``CUDA_VISIBLE_DEVICES``) and an
+eighth of it. Nothing here is
 a scheduler: JupyterLab is started as it is, with the options passed through.
 """
 
@@ -51,23 +54,50 @@ def prepare_workspace(workspace: str | Path, lessons: str | Path | None = None) 
     return copied
 
 
-def budget_setting(budget: str | None = None, students: int | None = None) -> str | None:
+def budget_setting(budget: str | None = None, students: int | None = None,
+                   gpus: int = 1) -> str | None:
     """The ``WORKBENCH_GPU_BUDGET`` value for each student's kernels, or None for no limit.
 
-    ``students``: an equal share of the GPU each (``"0.125"`` for 8). ``budget``: bytes
-    or a size (``"10GB"``) or a fraction, checked now so a typo fails before the lab starts.
+    ``students``: an equal share of a GPU each, the students spread over ``gpus``
+    (``"0.125"`` for 32 students on 4 GPUs). ``budget``: bytes or a size (``"10GB"``) or
+    a fraction, checked now so a typo fails before the lab starts.
     """
     if budget is not None and students is not None:
         raise ValueError("give a budget or a number of students, not both")
     if students is not None:
         if students < 1:
             raise ValueError(f"students must be at least 1; got {students}")
-        return repr(1 / students)
+        return repr(1 / -(-students // max(1, gpus)))
     if budget is not None:
         # Checked against no particular device: each kernel's session checks its own.
         parse_budget(budget, 1 << 62)
         return str(budget)
     return None
+
+
+def gpu_for(seat: int, gpus: int) -> str | None:
+    """The GPU (a ``CUDA_VISIBLE_DEVICES`` value) of a seat, or None with one GPU or none."""
+    if seat < 0:
+        raise ValueError(f"seat must be 0 or more; got {seat}")
+    return str(seat % gpus) if gpus > 1 else None
+
+
+def environment(base: dict[str, str], *, budget: str | None = None, students: int | None = None,
+                seat: int | None = None, gpus: int = 1) -> dict[str, str]:
+    """The lab's environment: ``base`` plus the student's GPU and budget.
+
+    A ``CUDA_VISIBLE_DEVICES`` already in ``base`` (set by the lab's admin) is kept, and
+    the students are then spread over the GPUs it shows.
+    """
+    env = dict(base)
+    if students is not None and "CUDA_VISIBLE_DEVICES" not in env:
+        gpu = gpu_for(os.getuid() if seat is None else seat, gpus)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+    setting = budget_setting(budget, students, gpus)
+    if setting is not None:
+        env[ENV_BUDGET] = setting
+    return env
 
 
 def command(workspace: Path, port: int | None = None, open_browser: bool = True,
@@ -82,18 +112,25 @@ def command(workspace: Path, port: int | None = None, open_browser: bool = True,
 
 
 def launch(workspace: str | Path, *, budget: str | None = None, students: int | None = None,
-           port: int | None = None, open_browser: bool = True, lessons: str | Path | None = None,
-           extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """Prepare the workspace and start JupyterLab on it; returns the server process."""
-    if shutil.which("jupyter-lab") is None and not _has_module("jupyterlab"):
+           seat: int | None = None, port: int | None = None, open_browser: bool = True,
+           lessons: str | Path | None = None,
+           extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Prepare the workspace and start JupyterLab on it.
+
+    Returns the server process and what it was given for the student's GPU
+    (``CUDA_VISIBLE_DEVICES``, ``WORKBENCH_GPU_BUDGET``; empty when nothing).
+    """
+    if not _has_module("jupyterlab"):
         raise RuntimeError("JupyterLab is not installed: pip install 'workbench[lab]'")
+    from workbench import hardware
+
     workspace = Path(workspace).expanduser().resolve()
     prepare_workspace(workspace, lessons)
-    env = dict(os.environ)
-    setting = budget_setting(budget, students)
-    if setting is not None:
-        env[ENV_BUDGET] = setting
-    return subprocess.Popen(command(workspace, port, open_browser, extra), env=env)
+    gpus = len(hardware.detect().gpus) if students is not None else 1
+    env = environment(dict(os.environ), budget=budget, students=students, seat=seat, gpus=gpus)
+    given = {k: env[k] for k in ("CUDA_VISIBLE_DEVICES", ENV_BUDGET)
+             if k in env and env.get(k) != os.environ.get(k)}
+    return subprocess.Popen(command(workspace, port, open_browser, extra), env=env), given
 
 
 def _has_module(name: str) -> bool:
