@@ -119,8 +119,8 @@ def _check_larger_lesson(nb) -> None:
                  "2 workers at tcp://", "dask agrees"):
         assert line in text, f"missing: {line}"
     assert re.search(r"host memory: this process, of available", text), "no memory table"
-    if "budget: none (CPU)" not in text:  # on a GPU the budget is 64 MB
-        assert "budget: 64MB" in text
+    if "budget: none (CPU)" not in text:  # on a GPU the budget is 96 MB
+        assert "budget: 96MB" in text
     assert _images(nb) >= 1, "the memory plot was not drawn"
 
 
