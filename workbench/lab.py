@@ -7,8 +7,8 @@ with ``WORKBENCH_GPU_BUDGET`` in its environment, so every kernel's session hold
 its work to its share of a GPU instead of taking the whole device. On a machine with
 several GPUs the students are spread over them by seat (``--seat``, by default the
 user's id): seat 5 of 32 on 4 GPUs gets GPU 1 (``CUDA_VISIBLE_DEVICES``) and an
-eighth of it. Nothing here is
-a scheduler: JupyterLab is started as it is, with the options passed through.
+eighth of it. Nothing here is a scheduler: JupyterLab is started as it is, with the
+options passed through.
 """
 
 from __future__ import annotations
