@@ -517,7 +517,7 @@ def test_catalog_loads_from_an_installed_wheel(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("workbench", "datasets"):
+    for name in ("workbench", "datasets", "notebooks"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)]
     try:
@@ -530,13 +530,18 @@ def test_catalog_loads_from_an_installed_wheel(tmp_path):
         z.extractall(tmp_path / "site")
     for entry in ("h2o_groupby.toml", "h2o_join.toml", "taxi.toml", "samples/taxi.parquet", "samples/h2o_join/x.parquet"):
         assert f"workbench/catalog/{entry}" in names
+    lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert lessons and all(f"workbench/lessons/{name}" in names for name in lessons)
     code = (
         "import json, workbench.datasets as wd, workbench.generators._catalog as c;"
-        "print(json.dumps([str(c.catalog_dir()), wd.list(), wd.describe('taxi')['version'], str(wd.sample('taxi'))]))"
+        "import workbench.lab as lab;"
+        "print(json.dumps([str(c.catalog_dir()), wd.list(), wd.describe('taxi')['version'], str(wd.sample('taxi')),"
+        " str(lab.lessons_dir())]))"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
-    where, names_, version, sample = json.loads(out.stdout)
+    where, names_, version, sample, lessons_at = json.loads(out.stdout)
+    assert lessons_at == str(tmp_path / "site" / "workbench" / "lessons")
     assert where == str(tmp_path / "site" / "workbench" / "catalog")
     assert names_ == wd.list() and version == wd.describe("taxi")["version"]
     assert Path(sample).is_file() and re.search(r"site/workbench/catalog/samples/taxi\.parquet$", sample)

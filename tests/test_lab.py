@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.lab import LESSONS, budget_setting, environment, gpu_for, prepare_workspace
+from workbench.lab import budget_setting, environment, gpu_for, lessons_dir, prepare_workspace
+
+LESSONS = lessons_dir()
 
 TOKEN = "workbench-test-token"
 

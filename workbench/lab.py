@@ -22,8 +22,17 @@ from pathlib import Path
 from workbench.memory import parse_budget
 from workbench.session import ENV_BUDGET
 
-# The lessons of a source checkout (``pip install -e .``): notebooks/ beside the package.
-LESSONS = Path(__file__).resolve().parent.parent / "notebooks"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def lessons_dir() -> Path:
+    """The lessons: ``notebooks/`` ships inside the wheel as ``workbench/lessons``; a source
+    checkout (``pip install -e .``) has them beside the package."""
+    for candidate in (_PACKAGE / "lessons", _PACKAGE.parent / "notebooks"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the lessons were not found in {_PACKAGE / 'lessons'} (installed) "
+                            f"nor in {_PACKAGE.parent / 'notebooks'} (source checkout)")
 
 
 def prepare_workspace(workspace: str | Path, lessons: str | Path | None = None) -> list[Path]:
@@ -34,11 +43,10 @@ def prepare_workspace(workspace: str | Path, lessons: str | Path | None = None) 
     renamed, so an interrupted copy leaves no half lesson.
     """
     workspace = Path(workspace).expanduser()
-    source = Path(lessons) if lessons is not None else LESSONS
+    source = Path(lessons) if lessons is not None else lessons_dir()
     if not source.is_dir():
         raise FileNotFoundError(
-            f"no lessons at {source}: pass lessons=<folder of .ipynb files> "
-            "(or `--lessons DIR`), or run from a source checkout that has notebooks/")
+            f"no lessons at {source}: pass lessons=<folder of .ipynb files> (or `--lessons DIR`)")
     if workspace.exists() and not workspace.is_dir():
         raise NotADirectoryError(f"the workspace {workspace} is a file; choose a folder")
     workspace.mkdir(parents=True, exist_ok=True)
