@@ -12,7 +12,6 @@ Three jobs:
 
 from __future__ import annotations
 
-import mmap
 import queue
 import threading
 import time
@@ -23,6 +22,8 @@ import pyarrow as pa
 import pylibcudf as plc
 import rmm
 from cuda.bindings import runtime as cudart
+
+from workbench._pages import anonymous
 
 # cudaHostRegisterPortable | cudaHostRegisterMapped: usable from every context and
 # readable by kernels through the same (UVA) address.
@@ -277,8 +278,7 @@ def _staging() -> queue.SimpleQueue:
         if _stages is None:
             stages = queue.SimpleQueue()
             for _ in range(_STAGES):
-                mapping = mmap.mmap(-1, _STAGE_BYTES)
-                view = np.frombuffer(mapping, dtype=np.uint8)
+                view = anonymous(_STAGE_BYTES)
                 _check(cudart.cudaHostRegister(view.ctypes.data, _STAGE_BYTES, 0),
                        "cudaHostRegister")
                 stages.put(view)
@@ -316,15 +316,9 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> 
                           (data.ptr if data is not None else 0, chars)])
         else:
             plans.append([validity, (col.data().ptr, n * (typ.bit_width // 8))])
-    from workbench._pages import PAGE
-
-    targets = {}
-    for i, plan in enumerate(plans):
-        for j, part in enumerate(plan):
-            if part is not None:
-                mapping = mmap.mmap(-1, max(PAGE, -(-part[1] // PAGE) * PAGE))
-                targets[i, j] = (mapping, np.frombuffer(mapping, dtype=np.uint8))
-    pieces = [(ptr + start, targets[i, j][1], start, min(_STAGE_BYTES, size - start))
+    targets = {(i, j): anonymous(part[1]) for i, plan in enumerate(plans)
+               for j, part in enumerate(plan) if part is not None}
+    pieces = [(ptr + start, targets[i, j], start, min(_STAGE_BYTES, size - start))
               for i, plan in enumerate(plans) for j, part in enumerate(plan) if part is not None
               for ptr, size in [part] for start in range(0, size, _STAGE_BYTES)]
     stages = _staging()
@@ -342,7 +336,7 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> 
     list(pool.map(copy, pieces))
     arrays = []
     for i, (col, typ, plan) in enumerate(zip(columns, arrow_types, plans)):
-        buffers = [None if part is None else pa.py_buffer(targets[i, j][0]).slice(0, part[1])
+        buffers = [None if part is None else pa.py_buffer(targets[i, j]).slice(0, part[1])
                    for j, part in enumerate(plan)]
         arrays.append(pa.Array.from_buffers(typ, col.size(), buffers, null_count=col.null_count()))
     return arrays

@@ -41,11 +41,17 @@ def page_ranges(buffers) -> list[tuple[int, int]]:
     return [(s, e - s) for s, e in merged]
 
 
+def anonymous(nbytes: int) -> np.ndarray:
+    """Bytes of fresh memory on whole pages of their own (an anonymous mapping, at
+    least one page), as a uint8 array that keeps the mapping alive."""
+    return np.frombuffer(mmap.mmap(-1, max(PAGE, -(-nbytes // PAGE) * PAGE)), dtype=np.uint8)
+
+
 def _own_pages(buf: pa.Buffer) -> pa.Buffer:
     """``buf`` copied into an anonymous mapping: page-aligned, its pages its own."""
-    mapping = mmap.mmap(-1, -(-buf.size // PAGE) * PAGE)
-    np.frombuffer(mapping, dtype=np.uint8, count=buf.size)[:] = np.frombuffer(buf, dtype=np.uint8)
-    return pa.py_buffer(mapping).slice(0, buf.size)
+    pages = anonymous(buf.size)
+    pages[:buf.size] = np.frombuffer(buf, dtype=np.uint8)
+    return pa.py_buffer(pages).slice(0, buf.size)
 
 
 def dedicated(table: pa.Table) -> tuple[pa.Table, list[pa.Buffer], int]:
