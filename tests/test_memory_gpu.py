@@ -35,11 +35,7 @@ def run_py(code: str, timeout: float = 300) -> dict:
         from workbench import hardware, memory
 
         def chain():
-            mr, names = rmm.mr.get_current_device_resource(), []
-            while mr is not None:
-                names.append(type(mr).__name__)
-                mr = mr.get_upstream() if hasattr(mr, "get_upstream") else None
-            return names
+            return [type(mr).__name__ for mr in memory.resource_chain()]
     """)
     proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                           capture_output=True, text=True, timeout=timeout)
@@ -177,15 +173,8 @@ def test_dask_cuda_accepts_the_kwargs(profile):
         from distributed import Client
         policy = memory.choose(hardware.detect(), budget="2GB")
         kwargs = policy.to_dask_cuda_kwargs()
-        def worker_chain():
-            import rmm
-            mr, names = rmm.mr.get_current_device_resource(), []
-            while mr is not None:
-                names.append(type(mr).__name__)
-                mr = mr.get_upstream() if hasattr(mr, "get_upstream") else None
-            return names
         with LocalCUDACluster(n_workers=1, **kwargs) as cluster, Client(cluster) as client:
-            chains = list(client.run(worker_chain).values())
+            chains = list(client.run(chain).values())
         print(json.dumps({"kwargs": kwargs, "chains": chains}))
     """, timeout=400)
     assert out["chains"], out

@@ -76,13 +76,7 @@ def test_gpu_workers_carry_the_memory_policy(groupby_data):
     session = wb.init(backend="gpu", budget="2GB")
 
     def worker_chain():
-        import rmm
-
-        mr, names = rmm.mr.get_current_device_resource(), []
-        while mr is not None:
-            names.append(type(mr).__name__)
-            mr = mr.get_upstream() if hasattr(mr, "get_upstream") else None
-        return names
+        return [type(mr).__name__ for mr in wb.memory.resource_chain()]
 
     with wb.cluster(n_workers=1) as client:
         assert type(client.cluster).__name__ == "LocalCUDACluster"

@@ -515,19 +515,23 @@ def current_resource() -> Any:
     return _STATE.resource
 
 
+def resource_chain() -> list[Any]:
+    """The current RMM device resource and the upstream resources below it, top first."""
+    import rmm
+
+    chain, mr = [], rmm.mr.get_current_device_resource()
+    while mr is not None:
+        chain.append(mr)
+        mr = mr.get_upstream() if hasattr(mr, "get_upstream") else None
+    return chain
+
+
 def _engine_resource() -> Any:
     # cuDF's spill manager pushes an out-of-memory handler on top of our resource;
     # hand polars the top of the stack when ours is in it, so its queries spill too.
-    import rmm
-
     ours = _STATE.resource
-    top = rmm.mr.get_current_device_resource()
-    mr = top
-    while mr is not None:
-        if mr is ours:
-            return top
-        mr = mr.get_upstream() if hasattr(mr, "get_upstream") else None
-    return ours
+    chain = resource_chain()
+    return chain[0] if any(mr is ours for mr in chain) else ours
 
 
 def _use_rmm_for_cupy() -> None:
