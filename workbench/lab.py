@@ -13,6 +13,7 @@ options passed through.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -128,7 +129,7 @@ def launch(workspace: str | Path, *, budget: str | None = None, students: int | 
     Returns the server process and what it was given for the student's GPU
     (``CUDA_VISIBLE_DEVICES``, ``WORKBENCH_GPU_BUDGET``; empty when nothing).
     """
-    if not _has_module("jupyterlab"):
+    if importlib.util.find_spec("jupyterlab") is None:
         raise RuntimeError("JupyterLab is not installed: pip install 'workbench[lab]'")
     from workbench import hardware
 
@@ -137,11 +138,5 @@ def launch(workspace: str | Path, *, budget: str | None = None, students: int | 
     gpus = len(hardware.detect().gpus) if students is not None else 1
     env = environment(dict(os.environ), budget=budget, students=students, seat=seat, gpus=gpus)
     given = {k: env[k] for k in ("CUDA_VISIBLE_DEVICES", ENV_BUDGET)
-             if k in env and env.get(k) != os.environ.get(k)}
+             if k in env and env[k] != os.environ.get(k)}
     return subprocess.Popen(command(workspace, port, open_browser, extra), env=env), given
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
