@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 def child(args) -> None:
     sys.path.insert(0, str(HERE.parent))
     from workbench import datasets
-    from workbench.generators import _catalog, _writer
+    from workbench.datasets import catalog as _catalog, writer as _writer
 
     params = dict(json.loads(args.params))
     threads = args.threads[0] or None
@@ -120,7 +120,7 @@ def main() -> None:
         return child(args)
 
     sys.path.insert(0, str(HERE.parent))
-    from workbench.generators import _catalog
+    from workbench.datasets import catalog as _catalog
 
     given = dict(_catalog.parse_param(args.dataset, item) for item in args.param)
     _, params = _catalog.resolve(args.dataset, args.rows, given)  # every parameter, defaults filled in

@@ -21,7 +21,7 @@ import polars as pl
 
 import workbench as wb
 from workbench.bench.engines import device_synchronize
-from workbench.versions import stack_versions
+from workbench.diagnostics.versions import stack_versions
 
 
 def main() -> None:

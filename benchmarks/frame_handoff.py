@@ -83,7 +83,7 @@ def main() -> None:
     import workbench as wb
     from workbench.bench.questions import questions as bench_questions
     from workbench.bench.engines import device_synchronize
-    from workbench.versions import stack_versions
+    from workbench.diagnostics.versions import stack_versions
 
     session = wb.init(backend="gpu")
     path = wb.datasets.make("h2o_groupby", rows, k=args.k)

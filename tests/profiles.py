@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from workbench.hardware import (
+from workbench.hardware.probes import (
     ATTR_COMPUTE_CAPABILITY_MAJOR,
     ATTR_COMPUTE_CAPABILITY_MINOR,
     ATTR_CONCURRENT_MANAGED_ACCESS,
@@ -26,11 +26,10 @@ from workbench.hardware import (
     ATTR_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES,
     DriverDevice,
     DriverInfo,
-    HardwareProfile,
     NvmlDevice,
     NvmlInfo,
-    detect,
 )
+from workbench.hardware import HardwareProfile, detect
 
 GB = 10**9
 GiB = 2**30

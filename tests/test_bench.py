@@ -219,7 +219,7 @@ def test_results_files(groupby_result, tmp_path):
 def test_cli(data, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from workbench.bench.cli import bench
+    from workbench.cli.bench import bench
 
     monkeypatch.setenv("WORKBENCH_DATA", str(Path(data["groupby"]["x"]).parents[1]))
     out = tmp_path / "out"
@@ -268,7 +268,7 @@ def planted_streaming():
 def test_gpu_budget_option_lands_in_the_results(data, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from workbench.bench.cli import bench
+    from workbench.cli.bench import bench
 
     monkeypatch.setenv("WORKBENCH_DATA", str(Path(data["groupby"]["x"]).parents[1]))
     out = tmp_path / "out"
@@ -296,7 +296,7 @@ def test_gpu_budget_option_lands_in_the_results(data, tmp_path, monkeypatch):
 def test_bad_gpu_budget_is_a_clear_error(tmp_path, value, says):
     from click.testing import CliRunner
 
-    from workbench.bench.cli import bench
+    from workbench.cli.bench import bench
 
     res = CliRunner().invoke(bench, ["--gpu-budget", value, "--out", str(tmp_path)])
     assert res.exit_code == 2, res.output

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 
 from tests.profiles import GB, NvmlDevice, NvmlInfo, PROFILES, probes
-from workbench.checkup import GPU_MODULES, POLARS_REQUIREMENT, Check, ImportOutcome, run, subprocess_import
+from workbench.diagnostics.checks import GPU_MODULES, POLARS_REQUIREMENT, Check, ImportOutcome, run, subprocess_import
 from workbench.hardware import DriverInfo
-from workbench.versions import DISTRIBUTIONS, show_versions, stack_versions
+from workbench.diagnostics.versions import DISTRIBUTIONS, show_versions, stack_versions
 
-doctor_mod = sys.modules["workbench.checkup"]
+doctor_mod = sys.modules["workbench.diagnostics.checks"]
 
 VERSIONS = {  # a complete CUDA 13 install, as stack_versions() reports it
     "python": "3.12.3", "workbench": "0.1.0", "polars": "1.44.2", "cudf": "26.10.2",
@@ -180,7 +180,7 @@ def test_cli_doctor_json_on_this_machine():
 def test_stack_versions_without_importing():
     code = textwrap.dedent("""
         import json, sys
-        from workbench.versions import stack_versions
+        from workbench.diagnostics.versions import stack_versions
         v = stack_versions()
         heavy = sorted(m for m in ('polars', 'cudf', 'pandas', 'sklearn', 'cupy', 'rmm') if m in sys.modules)
         print(json.dumps({'versions': v, 'imported': heavy}))

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import workbench.datasets as wd
-from workbench.generators import _catalog, _store, _writer
+from workbench.datasets import catalog as _catalog, store as _store, writer as _writer
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = ["id1", "id2", "id3", "id4", "id5", "id6"]
@@ -533,7 +533,7 @@ def test_catalog_loads_from_an_installed_wheel(tmp_path):
     lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert lessons and all(f"workbench/lessons/{name}" in names for name in lessons)
     code = (
-        "import json, workbench.datasets as wd, workbench.generators._catalog as c;"
+        "import json, workbench.datasets as wd, workbench.datasets.catalog as c;"
         "import workbench.lab as lab;"
         "print(json.dumps([str(c.catalog_dir()), wd.list(), wd.describe('taxi')['version'], str(wd.sample('taxi')),"
         " str(lab.lessons_dir())]))"

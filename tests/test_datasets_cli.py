@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import workbench.datasets as wd
-from workbench.datasets_cli import datasets_group
+from workbench.cli.datasets import datasets_group
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from workbench import demo
+from workbench.cli import demo
 from workbench.cli import main
 
 

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from workbench.frame import residency
+
 import workbench as wb
 from workbench.errors import GPUFallbackWarning, PinnedLimitWarning
 
@@ -38,7 +40,7 @@ def session():
 
 
 def test_frames_are_pinned_in_place_and_unpinned_when_freed(session):
-    from workbench import _device
+    from workbench.frame import device as _device
 
     assert session.hardware.platform == "discrete" and session.policy.host_buffers == "pinned"
     before = _device.pinned_bytes()
@@ -81,7 +83,7 @@ def test_mapped_view_over_pinned_memory_is_zero_copy(session):
     Only whole pages inside a buffer are registered, so the buffer here is page-aligned
     and a whole number of pages long: all of it is readable by the GPU.
     """
-    from workbench import _device, _pages
+    from workbench.frame import device as _device, pages as _pages
 
     n = 1 << 22  # 32 MiB of float64
     raw = np.empty(n * 8 + _pages.PAGE, dtype=np.uint8)
@@ -208,7 +210,7 @@ def test_gpu_results_come_back_equal(table):
 
 
 def test_a_large_gpu_result_comes_back_through_pinned_staging(session):
-    from workbench import _device
+    from workbench.frame import device as _device
 
     frame = wb.Frame.from_arrow(_table(2_000_000))
     before = _device.pinned_bytes()
@@ -246,7 +248,7 @@ def test_row_slices_move_only_their_rows(session, mapped):
     """
     import pylibcudf as plc
 
-    from workbench import _device
+    from workbench.frame import device as _device
 
     rng = np.random.default_rng(1)
     n = 300_000
@@ -368,14 +370,15 @@ def test_pinned_limit_falls_back_to_pageable_with_a_warning(session):
 
 def test_inputs_larger_than_the_resident_limit_stream(session):
     frame = wb.Frame.from_arrow(_table(1_000_000))
-    session.residency.clear()
-    limit = session.residency.limit
-    session.residency.limit = 1_000_000  # far smaller than the 16 MB the query needs
+    cache = residency.cache(session)
+    cache.clear()
+    limit = cache.limit
+    cache.limit = 1_000_000  # far smaller than the 16 MB the query needs
     try:
         q = QUERIES["sum_by_k"]
         got = wb.collect(q(frame.lazy()), raise_on_fail=True)
     finally:
-        session.residency.limit = limit
+        cache.limit = limit
     assert_frame_equal(got, q(frame.to_polars().lazy()).collect(), check_exact=False, rel_tol=1e-9)
     assert any("streaming executor" in m for _, m in session.log)
 

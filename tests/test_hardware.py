@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.profiles import EXPECTED_PLATFORM, GB, GiB, NVMLError, PROFILES, hardware_profile, probes, profile_params
 from workbench import hardware
+from workbench.hardware import probes as hw_probes
 from workbench.hardware import (
     PLATFORMS,
     DriverDevice,
@@ -22,8 +23,8 @@ from workbench.hardware import (
     NvmlInfo,
     classify,
     detect,
-    format_bytes,
 )
+from workbench.sizes import format_bytes
 
 
 @pytest.mark.parametrize("name", profile_params())
@@ -74,7 +75,7 @@ def test_hmm_and_wsl():
     assert wsl.platform == "wsl" and wsl.is_wsl
     # WSL with concurrent managed access is treated like any discrete GPU.
     gpu = PROFILES["wsl"].driver_info.devices[0]
-    attrs = {**gpu.attributes, hardware.ATTR_CONCURRENT_MANAGED_ACCESS: 1}
+    attrs = {**gpu.attributes, hw_probes.ATTR_CONCURRENT_MANAGED_ACCESS: 1}
     driver = DriverInfo(loaded=True, version=13000, devices=(DriverDevice(gpu.name, gpu.total_memory, gpu.uuid, attrs),))
     assert hardware_profile("wsl", driver_info=driver).platform == "discrete"
 
@@ -127,8 +128,8 @@ def test_old_gpu_is_broken_with_compute_capability():
 
 
 def test_gpus_are_paired_with_nvml_by_uuid():
-    a = DriverDevice("GPU A", 40 * GB, "GPU-a", {hardware.ATTR_COMPUTE_CAPABILITY_MAJOR: 8})
-    b = DriverDevice("GPU B", 80 * GB, "GPU-b", {hardware.ATTR_COMPUTE_CAPABILITY_MAJOR: 9})
+    a = DriverDevice("GPU A", 40 * GB, "GPU-a", {hw_probes.ATTR_COMPUTE_CAPABILITY_MAJOR: 8})
+    b = DriverDevice("GPU B", 80 * GB, "GPU-b", {hw_probes.ATTR_COMPUTE_CAPABILITY_MAJOR: 9})
     # NVML lists in PCI order, CUDA fastest first: the lists disagree.
     nvml = NvmlInfo("580", (NvmlDevice("GPU B", "GPU-b", 80 * GB, 70 * GB), NvmlDevice("GPU A", "GPU-a", 40 * GB, 30 * GB)))
     p = hardware_profile("h100", driver_info=DriverInfo(loaded=True, version=13000, devices=(a, b)), nvml_info=nvml)
@@ -211,7 +212,7 @@ def test_detect_caches_per_process():
 
 
 def test_system_probes_read_this_machine():
-    real = hardware.SystemProbes()
+    real = hw_probes.SystemProbes()
     mem = real.meminfo()
     assert mem["MemTotal"] > 0 and 0 < mem["MemAvailable"] <= mem["MemTotal"]
     assert real.cpu_count() >= 1

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.profiles import GB, GiB, hardware_profile, profile_params
 from workbench import memory
+from workbench.memory import apply as memory_apply
 from workbench.errors import GPUUnavailableError, MissingDependencyError, PolicyAlreadyAppliedError
 from workbench.memory import MODES, choose, parse_budget
 
@@ -38,9 +39,9 @@ SIZE_ARGS = {"device_memory_limit", "rmm_pool_size", "rmm_maximum_pool_size", "r
 @pytest.fixture
 def fresh_state(monkeypatch):
     """A process state with no policy applied (restored afterwards)."""
-    monkeypatch.setattr(memory, "_STATE", memory._State())
+    monkeypatch.setattr(memory_apply, "_STATE", memory_apply._State())
     monkeypatch.delenv("CUDF_SPILL", raising=False)
-    return memory._STATE
+    return memory_apply._STATE
 
 
 @pytest.mark.parametrize("name", profile_params())

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench._pages import MIN_PIN_BYTES, PAGE, dedicated, page_ranges
+from workbench.frame.pages import MIN_PIN_BYTES, PAGE, dedicated, page_ranges
 
 ROWS = 300_000  # 2.4 MB of int64: large enough to be pinned
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.hardware import format_bytes
-from workbench.transfers import TransferLog
+from workbench.sizes import format_bytes
+from workbench.session.transfers import TransferLog
 
 
 def test_totals_by_direction_and_kind():

@@ -27,11 +27,27 @@ class ConfigurationError(WorkbenchError, ValueError):
     """A ``WORKBENCH_*`` environment variable or an option has a value that cannot be used."""
 
 
-class GPUFallbackWarning(UserWarning):
+class DoesNotFit(WorkbenchError, MemoryError):
+    """The columns a step needs are larger than the room for device-resident data.
+
+    Raised before anything is allocated; ``collect`` then streams the data in chunks.
+    """
+
+    def __init__(self, needed: int, limit: int):
+        super().__init__(f"input larger than the resident-memory limit "
+                         f"({needed} bytes needed, limit {limit} bytes)")
+        self.needed, self.limit = needed, limit
+
+
+class WorkbenchWarning(UserWarning):
+    """Base class of every workbench warning."""
+
+
+class GPUFallbackWarning(WorkbenchWarning):
     """A step ran on the CPU because it could not run on the GPU (see ``session.log``)."""
 
 
-class PinnedLimitWarning(UserWarning):
+class PinnedLimitWarning(WorkbenchWarning):
     """Host memory was not pinned because the policy's pinned limit was reached."""
 
 

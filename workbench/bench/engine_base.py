@@ -10,12 +10,14 @@ registry is in ``engines``.
 from __future__ import annotations
 
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workbench import hardware
 from workbench.bench.questions import Question
+from workbench.diagnostics.versions import version
 from workbench.errors import is_out_of_memory
+from workbench.sizes import format_bytes
 
 
 def parquet_files(path: str | Path) -> list[str]:
@@ -29,37 +31,10 @@ def parquet_files(path: str | Path) -> list[str]:
     return files
 
 
-def version_of(*dists: str) -> str | None:
-    """The installed version of the first of ``dists`` that is installed, else None."""
-    for d in dists:
-        try:
-            return metadata.version(d)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def gpu_count() -> int:
-    """How many NVIDIA GPUs this machine has, asked without importing a GPU library."""
-    try:
-        from workbench.hardware import detect
-
-        hw = detect()
-        if not getattr(hw, "has_usable_gpu", True):
-            return 0
-        return len(hw.gpus)
-    except Exception:
-        pass
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetCount())
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return 0
+    """How many usable NVIDIA GPUs this machine has (the workbench's own detection)."""
+    profile = hardware.detect()
+    return len(profile.gpus) if profile.has_usable_gpu else 0
 
 
 def error_status(err: BaseException, gpu: bool = False) -> str:
@@ -90,7 +65,7 @@ class Engine:
         return None
 
     def versions(self) -> dict[str, str | None]:
-        return {p: version_of(p) for p in self.packages}
+        return {p: version(p) for p in self.packages}
 
     def supports(self, q: Question) -> str | None:
         """``None`` when the engine can answer ``q``, else the reason it cannot."""
@@ -151,13 +126,8 @@ def warning_notes(caught) -> list[str]:
 
 
 def gb(n: float) -> str:
-    """Bytes as ``"1.25 GB"``, ``"31.4 MB"`` or ``"627.5 kB"`` (powers of 1000, as
-    ``--gpu-budget 2GB`` reads them)."""
-    if n >= 1e9:
-        return f"{n / 1e9:.2f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    return f"{n / 1e3:.1f} kB"
+    """Bytes as ``"1.25 GB"`` (powers of 1000, as ``--gpu-budget 2GB`` reads them)."""
+    return format_bytes(n, 2)
 
 
 def env_of(*names: str) -> dict[str, str | None]:

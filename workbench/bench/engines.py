@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from workbench.bench.engine_base import (Engine, error_status, gpu_count, is_out_of_memory,
-                                         parquet_files, polars_chk, version_of)
+                                         parquet_files, polars_chk)
 from workbench.bench.engines_cpu import (DuckDBEngine, PandasEngine, PolarsEngine,
                                          PolarsStreamingEngine)
 from workbench.bench.engines_gpu import (CudfEngine, PolarsGPUEngine, WorkbenchEngine,
@@ -22,7 +22,7 @@ __all__ = [
     "PolarsGPUEngine", "PolarsStreamingEngine", "REFERENCE", "STREAMING_REFERENCE",
     "WorkbenchEngine", "builtin", "device_synchronize", "engine_names", "error_status",
     "get_engine", "gpu_count", "is_out_of_memory", "parquet_files", "polars_chk", "register",
-    "unregister", "version_of",
+    "unregister",
 ]
 
 _REGISTRY: dict[str, Callable[[], Engine]] = {}

@@ -8,10 +8,10 @@ script does.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 from workbench.bench.engine_base import Engine, parquet_files, polars_chk
+from workbench.optional import available
 
 
 class PolarsEngine(Engine):
@@ -21,7 +21,7 @@ class PolarsEngine(Engine):
     host_factor = 2.0
 
     def available(self):
-        return None if importlib.util.find_spec("polars") else "polars is not installed"
+        return None if available("polars") else "polars is not installed"
 
     def load(self, paths):
         import polars as pl
@@ -74,7 +74,7 @@ class PandasEngine(Engine):
     host_factor = 3.0
 
     def available(self):
-        return None if importlib.util.find_spec("pandas") else "pandas is not installed"
+        return None if available("pandas") else "pandas is not installed"
 
     def load(self, paths):
         import pandas as pd
@@ -99,7 +99,7 @@ class DuckDBEngine(Engine):
     host_factor = 2.0
 
     def available(self):
-        return None if importlib.util.find_spec("duckdb") else "duckdb is not installed"
+        return None if available("duckdb") else "duckdb is not installed"
 
     def load(self, paths):
         import duckdb

@@ -24,23 +24,20 @@ the peak bytes allocated through it (``device_stats``).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import warnings
 from pathlib import Path
 
 from workbench.bench.engine_base import (Engine, env_of, gb, gpu_count, parquet_files, polars_chk,
-                                         version_of, warning_notes)
+                                         warning_notes)
 from workbench.bench.engines_cpu import PolarsEngine
-
-#: the workbench's own budget variable (workbench.session.ENV_BUDGET), named here so
-#: that reading it does not import the session
-ENV_BUDGET = "WORKBENCH_GPU_BUDGET"
+from workbench.config import BUDGET as ENV_BUDGET
+from workbench.optional import available
 
 
 def _gpu_reason(module: str, package: str) -> str | None:
-    if importlib.util.find_spec(module) is None:
+    if not available(module):
         return f"{module} is not installed (pip install 'workbench[gpu]' for {package})"
     if gpu_count() == 0:
         return "no NVIDIA GPU found"
@@ -106,16 +103,10 @@ class PolarsGPUEngine(_BudgetCounters, PolarsEngine):
     name = "polars-gpu"
     label = "polars GPU engine"
     device = "gpu"
-    packages = ("polars", "cudf-polars-cu13", "cudf-polars-cu12", "cudf-polars")
+    packages = ("polars", "cudf-polars")
 
     def available(self):
         return _gpu_reason("cudf_polars", "cudf-polars")
-
-    def versions(self):
-        return {
-            "polars": version_of("polars"),
-            "cudf-polars": version_of("cudf-polars-cu13", "cudf-polars-cu12", "cudf-polars"),
-        }
 
     def load(self, paths):
         if not self.gpu_budget:
@@ -164,15 +155,12 @@ class CudfEngine(_BudgetCounters, Engine):
     name = "cudf"
     label = "cudf"
     device = "gpu"
-    packages = ("cudf-cu13", "cudf-cu12", "cudf")
+    packages = ("cudf", "rmm")
     host_factor = 1.0
     device_factor = 2.5
 
     def available(self):
         return _gpu_reason("cudf", "cudf")
-
-    def versions(self):
-        return {"cudf": version_of(*self.packages), "rmm": version_of("rmm-cu13", "rmm-cu12", "rmm")}
 
     def load(self, paths):
         if self.gpu_budget:
@@ -240,16 +228,11 @@ class WorkbenchEngine(Engine):
 
     @property
     def device(self):  # where wb.collect runs: the GPU when there is one
-        return "gpu" if gpu_count() > 0 and importlib.util.find_spec("cudf_polars") else "cpu"
-
-    def versions(self):
-        import workbench
-
-        return {"workbench": version_of("workbench") or workbench.__version__}
+        return "gpu" if gpu_count() > 0 and available("cudf_polars") else "cpu"
 
     def available(self):
         for mod in ("workbench.frame", "workbench.engine"):
-            if importlib.util.find_spec(mod) is None:
+            if not available(mod):
                 return f"{mod} is not in this build of workbench"
         return None
 

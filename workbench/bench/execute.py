@@ -23,9 +23,7 @@ from workbench.bench import engines as E
 from workbench.bench.check import chk_matches
 from workbench.bench.memory import DevicePeak, read_status_bytes, reset_peak_rss
 from workbench.bench.questions import Question, questions
-
-#: the workbench's budget variable, set for every engine process of a budget run
-ENV_BUDGET = "WORKBENCH_GPU_BUDGET"
+from workbench.config import BUDGET as ENV_BUDGET  # set for every engine process of a budget run
 
 
 def _oom_fallback(notes: set[str]) -> str | None:

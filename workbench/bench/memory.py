@@ -27,25 +27,10 @@ def host_available() -> int:
 
 
 def device_total() -> int | None:
-    try:
-        from workbench.hardware import detect
+    """Memory of GPU 0 (the host's on unified memory), as the workbench detects it."""
+    from workbench.hardware import detect
 
-        v = getattr(detect(), "device_memory_total", None)
-        if v:
-            return int(v)
-    except Exception:
-        pass
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            h = pynvml.nvmlDeviceGetHandleByIndex(0)
-            return int(pynvml.nvmlDeviceGetMemoryInfo(h).total)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return None
+    return detect().device_memory_total
 
 
 def fit_reason(engine, table_bytes: int, host: int, device: int | None,

@@ -12,14 +12,8 @@ import json
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-_PACKAGES = ("workbench", "polars", "pandas", "pyarrow", "numpy", "duckdb",
-             "cudf-polars-cu13", "cudf-polars-cu12", "cudf-cu13", "cudf-cu12", "pylibcudf-cu13",
-             "pylibcudf-cu12", "rmm-cu13", "rmm-cu12", "cupy-cuda13x", "cupy-cuda12x",
-             "nvidia-ml-py", "psutil", "matplotlib")
 
 _MARKS = {"wrong": "✗ wrong", "unsupported": "unsupported", "refused": "refused",
           "unavailable": "n/a", "skipped": "skipped", "timeout": "timeout",
@@ -32,15 +26,10 @@ def now_utc() -> str:
 
 
 def versions() -> dict[str, str]:
-    import workbench
+    """The installed stack (the doctor's list), without the packages that are absent."""
+    from workbench.diagnostics.versions import stack_versions
 
-    out = {"python": platform.python_version(), "workbench": workbench.__version__}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {k: v for k, v in stack_versions().items() if v is not None}
 
 
 def _cpu_model() -> str:
@@ -66,29 +55,14 @@ def machine_info() -> dict[str, Any]:
         info["ram_bytes"] = int(psutil.virtual_memory().total)
     except Exception:
         pass
-    try:
-        import pynvml
+    from workbench.hardware import detect
 
-        pynvml.nvmlInit()
-        try:
-            drv = pynvml.nvmlSystemGetDriverVersion()
-            info["driver"] = drv.decode() if isinstance(drv, bytes) else drv
-            try:
-                cv = pynvml.nvmlSystemGetCudaDriverVersion()
-                info["cuda_driver"] = f"{cv // 1000}.{cv % 1000 // 10}"
-            except Exception:
-                pass
-            for i in range(pynvml.nvmlDeviceGetCount()):
-                h = pynvml.nvmlDeviceGetHandleByIndex(i)
-                name = pynvml.nvmlDeviceGetName(h)
-                info["gpus"].append({
-                    "name": name.decode() if isinstance(name, bytes) else name,
-                    "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                })
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        pass
+    profile = detect()
+    if profile.driver_version:
+        info["driver"] = profile.driver_version
+    if profile.cuda_driver_version:
+        info["cuda_driver"] = "{}.{}".format(*profile.cuda_driver_version)
+    info["gpus"] = [{"name": g.name, "memory_bytes": g.total_memory} for g in profile.gpus]
     info["versions"] = versions()
     return info
 

@@ -1,0 +1,127 @@
+"""Configuration: every ``WORKBENCH_*`` environment variable, read and checked here.
+
+Options passed to :func:`workbench.init` win over the variables. A value that cannot
+be used is a :class:`~workbench.errors.ConfigurationError` naming the variable (or the
+option), the value and what would work, on every machine: a typo in a CPU-only lab
+must fail as it would on the GPU, not be ignored until the first GPU run.
+
+==========================  ==========================================================
+``WORKBENCH_BACKEND``       where steps run: ``auto`` (default), ``cpu``, ``gpu``
+``WORKBENCH_MEMORY``        the memory mode (see :data:`workbench.memory.MODES`)
+``WORKBENCH_GPU_BUDGET``    device memory a process may use: ``8GB``, ``0.25``, ``50%``
+``WORKBENCH_DATA``          where generated datasets are cached
+==========================  ==========================================================
+
+>>> from workbench import config
+>>> config.backend("cpu")
+'cpu'
+>>> config.backend("tpu")
+Traceback (most recent call last):
+...
+workbench.errors.ConfigurationError: backend='tpu' is not valid; use one of auto, cpu, gpu
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workbench.errors import ConfigurationError
+
+BACKEND = "WORKBENCH_BACKEND"
+MEMORY = "WORKBENCH_MEMORY"
+BUDGET = "WORKBENCH_GPU_BUDGET"
+DATA = "WORKBENCH_DATA"
+VARIABLES = (BACKEND, MEMORY, BUDGET, DATA)
+
+BACKENDS = ("auto", "cpu", "gpu")
+
+
+def _raw(name: str, value):
+    """The option when given, else the variable (unset or empty: None), and where it came from."""
+    if value is not None:
+        return value, None
+    raw = os.environ.get(name)
+    return (raw, name) if raw not in (None, "") else (None, None)
+
+
+def _where(option: str, variable: str | None) -> str:
+    return f"environment variable {variable}" if variable else option
+
+
+def _choice(option: str, variable: str, value, valid) -> str | None:
+    value, source = _raw(variable, value)
+    if value is None:
+        return None
+    if value not in valid:
+        shown = f"{source}={value!r}" if source else f"{option}={value!r}"
+        raise ConfigurationError(f"{shown} is not valid; use one of {', '.join(valid)}")
+    return value
+
+
+def backend(value: str | None = None) -> str:
+    """The backend asked for: the option, else ``WORKBENCH_BACKEND``, else ``"auto"``."""
+    return _choice("backend", BACKEND, value, BACKENDS) or "auto"
+
+
+def memory_mode(value: str | None = None) -> str:
+    """The memory mode asked for: the option, else ``WORKBENCH_MEMORY``, else ``"auto"``."""
+    from workbench.memory import MODES
+
+    return _choice("memory", MEMORY, value, MODES) or "auto"
+
+
+def budget(value=None):
+    """The budget asked for (the option, else ``WORKBENCH_GPU_BUDGET``), checked to be a
+    readable positive size or fraction; None when neither is set.
+
+    It is returned as given: a fraction becomes bytes only once the device is known.
+    """
+    from workbench.memory import parse_budget
+
+    value, source = _raw(BUDGET, value)
+    if value is None:
+        return None
+    try:
+        # Any size is readable without the device; a fraction is checked for its range.
+        parse_budget(value, None if _is_fraction(value) else 1 << 62)
+    except ValueError as err:
+        if "unknown here" not in str(err):
+            raise ConfigurationError(f"{_where('budget', source)}: {err}") from None
+    return value
+
+
+def _is_fraction(value) -> bool:
+    try:
+        number = float(str(value).strip().rstrip("%"))
+    except ValueError:
+        return False
+    return str(value).strip().endswith("%") or 0 < number <= 1
+
+
+def data_home() -> Path:
+    """Where generated datasets are cached: ``WORKBENCH_DATA``, else the user cache folder."""
+    raw = os.environ.get(DATA)
+    if raw:
+        path = Path(raw).expanduser()
+        if str(path).startswith("~"):
+            raise ConfigurationError(
+                f"environment variable {DATA}={raw!r}: {raw.split('/')[0]!r} is not a user "
+                "of this machine; set it to a folder path")
+        return path
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "workbench"
+
+
+def problems() -> list[str]:
+    """What is wrong with the ``WORKBENCH_*`` variables set now, one line each."""
+    found = []
+    for check in (backend, memory_mode, budget, data_home):
+        try:
+            check()
+        except ConfigurationError as err:
+            found.append(str(err))
+    return found

@@ -1,0 +1,161 @@
+"""``workbench.collect``: run a polars LazyFrame on the GPU when there is one, else the CPU.
+
+How a query over Frames runs on the GPU
+---------------------------------------
+``Frame.lazy()`` is a polars IO-source scan over the frame. When the polars GPU
+engine (cudf-polars) executes the plan inside :func:`collect`, the scan hands it the
+frame's *device-resident* columns (or, on unified memory, views of the host buffers),
+so the host->device copy is paid once per column and later queries reuse it. When
+the columns a query needs do not fit the resident limit (half the device memory or
+budget), :func:`collect` runs the query again with cudf-polars' streaming executor,
+the scan then handing it chunks of ``budget / 16`` bytes, each copied from the
+frame's pinned host buffers when the executor asks for it, so data larger than the
+GPU still runs. A query the in-memory executor cannot run (some operations
+only the streaming executor supports) is retried on the streaming executor over the
+same resident columns. Anything the GPU cannot do runs on the CPU with a warning
+(``raise_on_fail=True`` makes that an error), as polars does for ``engine="gpu"``.
+
+Where results go
+----------------
+The in-memory executor's result is a table on the device. By default it is copied
+to the host as a polars DataFrame, as ``collect(engine="gpu")`` does. With
+``as_frame=True`` it stays on the device as a :class:`~workbench.Frame`: a query over
+it runs without a host->device copy, ``to_cudf``/``to_cupy`` see it in place, and the
+host copy is made only when a CPU view asks for it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+
+from workbench.errors import DoesNotFit, is_out_of_memory
+from workbench.frame import Frame, residency
+from workbench.frame.scan import feeding
+from workbench.frame.table import DeviceTable
+from workbench.session import current_session
+
+ENGINES = ("auto", "cpu", "gpu", "streaming")
+
+
+def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | None = None,
+            as_frame: bool = False):
+    """Run a polars query, on the GPU when the session has one.
+
+    Parameters
+    ----------
+    lf : polars.LazyFrame
+        The query, e.g. ``frame.lazy().group_by("k").agg(pl.col("v").sum())``.
+        Scans of files (``pl.scan_parquet``) and in-memory polars frames work too;
+        Frames additionally stay resident on the GPU between queries.
+    engine : {"auto", "cpu", "gpu", "streaming"}
+        ``"auto"``: the GPU when the session has one, else polars on the CPU.
+        ``"gpu"``: the GPU; without one, the CPU with a warning (or an error when
+        ``raise_on_fail``). ``"cpu"``: polars' in-memory engine. ``"streaming"``:
+        polars' CPU streaming engine, for data larger than host memory.
+    raise_on_fail : bool, optional
+        Raise instead of falling back to the CPU when the query cannot run on the
+        GPU. Defaults to the session's ``strict``.
+    as_frame : bool
+        Return a :class:`workbench.Frame` instead of a polars DataFrame. A result
+        computed on the GPU then stays there until a CPU view needs it.
+
+    Returns
+    -------
+    polars.DataFrame, or workbench.Frame with ``as_frame=True``
+    """
+    if not isinstance(lf, pl.LazyFrame):
+        raise TypeError(f"collect takes a polars LazyFrame, got {type(lf).__name__}; "
+                        "use frame.lazy() or df.lazy() to make one")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    session = current_session()
+    strict = session.strict if raise_on_fail is None else raise_on_fail
+    result = _collect(lf, engine, session, strict)
+    if not as_frame:
+        return result if isinstance(result, pl.DataFrame) else _to_polars(result, session)
+    return Frame.from_polars(result) if isinstance(result, pl.DataFrame) else Frame._from_device(result)
+
+
+def _collect(lf, engine, session, strict):
+    """The result: a polars DataFrame, or a :class:`DeviceTable` left on the device."""
+    if engine == "cpu":
+        return lf.collect()
+    if engine == "streaming":
+        return lf.collect(engine="streaming")
+    if not session.gpu:
+        if engine == "gpu":
+            session.fallback("collect", session._why_cpu(), strict=strict)
+        return lf.collect()
+    session.ensure_gpu()
+    # 1. the in-memory executor over resident columns: the fast path;
+    # 2. the streaming executor, still over resident columns, for operations only
+    #    it supports; over host chunks when the inputs do not fit the GPU;
+    # 3. polars on the CPU, with a warning (or an error with raise_on_fail).
+    try:
+        return _run_gpu(lf, session, "in-memory", resident=True)
+    except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
+        first = err
+    if _does_not_fit(first):
+        fits, why = False, "inputs larger than the resident limit; using the streaming executor"
+    elif is_out_of_memory(first):
+        # The resident columns of earlier queries may hold the room this one needs.
+        residency.cache(session).clear()
+        fits, why = False, ("out of device memory; resident columns dropped, using the "
+                            "streaming executor over host chunks")
+    else:
+        fits, why = True, (f"the in-memory GPU executor cannot run this query ({_reason(first)}); "
+                           "trying the streaming executor")
+    session.note("collect: " + why)
+    try:
+        return _run_gpu(lf, session, "streaming", resident=fits)
+    except Exception as err:  # noqa: BLE001
+        session.fallback("collect", _reason(err), strict=strict)
+        return lf.collect()
+
+
+def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):
+    from workbench.engine import cudf_polars
+
+    engine = session.policy.polars_engine(executor=executor, raise_on_fail=True)
+    with feeding(cudf_polars.feed(executor, resident)):
+        if executor == "in-memory":
+            return cudf_polars.evaluate_on_device(lf, engine)
+        result = lf.collect(engine=engine)
+    # The streaming executor copies its result to the host inside the query: its
+    # bytes are recorded, its time is part of the query's and is not known apart.
+    session.transfers.record("collect result (timed within the query)", result.estimated_size(),
+                             "device-to-host", "pageable", 0.0)
+    return result
+
+
+def _to_polars(result: DeviceTable, session) -> pl.DataFrame:
+    """A device result as a polars DataFrame, as ``collect(engine="gpu")`` returns it."""
+    start = time.perf_counter()
+    df = result.to_polars()
+    session.transfers.record("collect result", df.estimated_size(), "device-to-host", "pageable",
+                             time.perf_counter() - start)
+    return df
+
+
+def _does_not_fit(err: BaseException | None) -> bool:
+    """Whether ``err``, its causes or (in a group) its members include :class:`DoesNotFit`."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DoesNotFit):
+            return True
+        if isinstance(err, BaseExceptionGroup) and any(_does_not_fit(e) for e in err.exceptions):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _reason(err: BaseException) -> str:
+    """One line saying why: the first inner error of a group (the streaming executor
+    raises a TaskGroup's group, whose own message says nothing)."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"

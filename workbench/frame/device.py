@@ -1,0 +1,258 @@
+"""Host -> device mechanics behind :class:`workbench.Frame`; imported only when a GPU is used.
+
+Three jobs (the way back is :mod:`workbench.frame.fetch`):
+
+* pin host buffers *in place* (``cudaHostRegister``), so copies run at PCIe/C2C speed
+  and kernels can read them mapped, without a second host copy;
+* move Arrow buffers to the device, one ``cudaMemcpy`` per buffer, recorded in the
+  session's transfer log;
+* build pylibcudf columns over device (or device-visible host) buffers without
+  going through pageable staging copies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+
+import pylibcudf as plc
+import rmm
+from cuda.bindings import runtime as cudart
+
+
+# cudaHostRegisterPortable | cudaHostRegisterMapped: usable from every context and
+# readable by kernels through the same (UVA) address.
+_REGISTER_FLAGS = 0x01 | 0x02
+# libcudf wants null masks padded to 64 bytes.
+_MASK_ALIGN = 64
+
+_ARROW_TO_PLC = {
+    pa.int8(): plc.TypeId.INT8, pa.int16(): plc.TypeId.INT16,
+    pa.int32(): plc.TypeId.INT32, pa.int64(): plc.TypeId.INT64,
+    pa.uint8(): plc.TypeId.UINT8, pa.uint16(): plc.TypeId.UINT16,
+    pa.uint32(): plc.TypeId.UINT32, pa.uint64(): plc.TypeId.UINT64,
+    pa.float32(): plc.TypeId.FLOAT32, pa.float64(): plc.TypeId.FLOAT64,
+    pa.date32(): plc.TypeId.TIMESTAMP_DAYS,
+}
+_TIME_UNITS = {"s": "SECONDS", "ms": "MILLISECONDS", "us": "MICROSECONDS", "ns": "NANOSECONDS"}
+
+
+def _check(result, what: str):
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"{what} failed: {cudart.cudaGetErrorName(err)[1].decode()}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+# ---------------------------------------------------------------- pinning in place
+_pinned_lock = threading.Lock()
+_pinned: dict[int, int] = {}  # registered page-aligned start -> length
+
+
+def pinned_bytes() -> int:
+    """Host bytes currently registered by frames of this process."""
+    with _pinned_lock:
+        return sum(_pinned.values())
+
+
+def pinned_span(address: int, size: int) -> tuple[int, int]:
+    """The registered part of ``[address, address + size)`` (empty when none)."""
+    end, best = address + size, (address, address)
+    with _pinned_lock:
+        for start, length in _pinned.items():
+            lo, hi = max(start, address), min(start + length, end)
+            if hi - lo > best[1] - best[0]:
+                best = (lo, hi)
+    return best
+
+
+def is_pinned(address: int, size: int) -> bool:
+    """True when all of ``[address, address + size)`` is registered."""
+    lo, hi = pinned_span(address, size)
+    return size > 0 and lo == address and hi == address + size
+
+
+def register(ranges, limit: int) -> tuple[list[tuple[int, int]], int]:
+    """Pin ranges in place, stopping at ``limit`` pinned bytes in the process.
+
+    Returns the ranges that were registered and the bytes left unpinned (over the
+    limit, or refused by the driver, e.g. pages already registered by someone else).
+    """
+    done, skipped = [], 0
+    for start, length in ranges:
+        with _pinned_lock:
+            over = sum(_pinned.values()) + length > limit
+        if over:
+            skipped += length
+            continue
+        err, = cudart.cudaHostRegister(start, length, _REGISTER_FLAGS)
+        if err != cudart.cudaError_t.cudaSuccess:
+            cudart.cudaGetLastError()  # clear the sticky-free error state
+            skipped += length
+            continue
+        with _pinned_lock:
+            _pinned[start] = length
+        done.append((start, length))
+    return done, skipped
+
+
+def unregister(ranges) -> None:
+    for start, _ in ranges:
+        with _pinned_lock:
+            if _pinned.pop(start, None) is None:
+                continue
+        cudart.cudaHostUnregister(start)
+
+
+# ---------------------------------------------------------------- host -> device
+class _Memory:
+    """A CUDA-array-interface view of raw memory (host mapped, unified, or device)."""
+
+    def __init__(self, ptr: int, size: int, owner=None):
+        self.ptr, self.size, self.owner = ptr, size, owner
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (self.size,), "typestr": "|u1", "data": (self.ptr, False),
+                "version": 3, "strides": None, "stream": None}
+
+
+def _copy_buffer(address: int, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
+    """One host->device copy of ``nbytes`` of host memory into a new device allocation.
+
+    The registered part goes in one pinned copy, any part outside it (a buffer only
+    partly registered, e.g. a view into another frame's memory) in pageable ones.
+    """
+    padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
+    dev = rmm.DeviceBuffer(size=padded)
+    end = address + nbytes
+    lo, hi = pinned_span(address, nbytes)
+    pieces = [(address, lo), (lo, hi), (hi, end)] if hi > lo else [(address, end)]
+    start = time.perf_counter()
+    for a, b in pieces:
+        if b > a:
+            _check(cudart.cudaMemcpy(dev.ptr + (a - address), a, b - a,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+    if log is not None:
+        kind = "pinned" if 2 * (hi - lo) >= nbytes > 0 else "pageable"
+        log.record(what, nbytes, "host-to-device", kind, time.perf_counter() - start)
+    return dev
+
+
+def _device_view(buf: pa.Buffer, start: int, nbytes: int) -> plc.gpumemoryview:
+    """Bytes ``[start, start + nbytes)`` of a host buffer, seen by the GPU in place
+    (unified memory, or registered and mapped)."""
+    padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
+    # Arrow pads allocations to 64 bytes, so the padded view stays inside the buffer.
+    size = min(padded, buf.size - start) or nbytes
+    return plc.gpumemoryview(_Memory(buf.address + start, size, buf))
+
+
+def plc_type(arrow_type: pa.DataType) -> plc.DataType | None:
+    """The pylibcudf type with the same memory layout, or None (needs conversion)."""
+    if arrow_type in _ARROW_TO_PLC:
+        return plc.DataType(_ARROW_TO_PLC[arrow_type])
+    if pa.types.is_timestamp(arrow_type):
+        return plc.DataType(getattr(plc.TypeId, "TIMESTAMP_" + _TIME_UNITS[arrow_type.unit]))
+    if pa.types.is_duration(arrow_type):
+        return plc.DataType(getattr(plc.TypeId, "DURATION_" + _TIME_UNITS[arrow_type.unit]))
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return plc.DataType(plc.TypeId.STRING)
+    return None
+
+
+def to_column(arr: pa.Array, name: str, *, zero_copy: bool, log) -> plc.Column:
+    """A pylibcudf column holding ``arr``: a view when ``zero_copy``, else one copy.
+
+    ``zero_copy`` is only valid where the GPU can read the host buffers (unified
+    memory, or registered and mapped). A slice (``arr.offset > 0``) moves only its own
+    rows, so streaming a frame in row chunks copies each byte once. Types whose
+    layouts differ (booleans are bit-packed in Arrow, one byte in libcudf; decimals,
+    dictionaries, nested types) go through ``pylibcudf.Column.from_arrow``, which
+    copies through pageable memory.
+    """
+    dtype = plc_type(arr.type)
+    if dtype is None or len(arr) == 0:
+        start = time.perf_counter()
+        col = plc.Column.from_arrow(arr)
+        if log is not None:
+            log.record(f"{name} (converted {arr.type})", arr.nbytes, "host-to-device",
+                       "pageable", time.perf_counter() - start)
+        return col
+    buffers = arr.buffers()
+    # Start at a row that is a multiple of 512, so that the null mask starts on a
+    # 64-byte boundary; the rows before the slice's first go in the column's offset.
+    skip = arr.offset % 512
+    first, rows = arr.offset - skip, len(arr) + skip
+
+    def place(buf, start, nbytes, part):
+        if zero_copy:
+            if log is not None:
+                log.record(f"{name}.{part}", nbytes, "host-to-device", "mapped", 0.0)
+            return _device_view(buf, start, nbytes)
+        return plc.gpumemoryview(_copy_buffer(buf.address + start, nbytes, f"{name}.{part}", log))
+
+    mask = None
+    if arr.null_count:
+        mask = place(buffers[0], first // 8, -(-rows // 8), "validity")
+    if dtype.id() == plc.TypeId.STRING:
+        return _strings(arr, buffers, first, rows, skip, mask, place, zero_copy)
+    width = arr.type.bit_width // 8
+    data = place(buffers[1], first * width, rows * width, "data")
+    return plc.Column(dtype, len(arr), data, mask, arr.null_count, skip, [])
+
+
+def _strings(arr, buffers, first, rows, skip, mask, place, zero_copy) -> plc.Column:
+    """A strings column: offsets ``[first, first + rows]`` and the characters they span.
+
+    A copy moves only the slice's characters and rebases its offsets on the device;
+    a view keeps the characters buffer whole, its offsets pointing into it.
+    """
+    wide = pa.types.is_large_string(arr.type)
+    width, offsets_buf, chars_buf = (8 if wide else 4), buffers[1], buffers[2]
+    bounds = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32,
+                           count=first + rows + 1)
+    lo = 0 if zero_copy else int(bounds[first])
+    hi = int(bounds[first + rows])
+    offsets = place(offsets_buf, first * width, (rows + 1) * width, "offsets")
+    if lo:
+        _rebase(offsets, rows + 1, wide, lo)
+    chars = place(chars_buf, lo, hi - lo, "chars") if chars_buf is not None else None
+    offsets_col = plc.Column(plc.DataType(plc.TypeId.INT64 if wide else plc.TypeId.INT32),
+                             rows + 1, offsets, None, 0, 0, [])
+    return plc.Column(plc.DataType(plc.TypeId.STRING), len(arr), chars, mask, arr.null_count,
+                      skip, [offsets_col])
+
+
+def _rebase(offsets: plc.gpumemoryview, count: int, wide: bool, lo: int) -> None:
+    """Subtract ``lo`` from ``count`` offsets on the device (a copied slice's own chars
+    start at zero)."""
+    import cupy as cp
+
+    mem = cp.cuda.UnownedMemory(offsets.ptr, count * (8 if wide else 4), offsets)
+    view = cp.ndarray((count,), dtype=cp.int64 if wide else cp.int32,
+                      memptr=cp.cuda.MemoryPointer(mem, 0))
+    view -= lo
+    cp.cuda.runtime.deviceSynchronize()  # readers may use any stream
+
+
+def cupy_view(col):
+    """A CuPy-readable view of a fixed-width pylibcudf column (no copy)."""
+    import cupy as cp
+
+    dtype = {plc.TypeId.INT8: "i1", plc.TypeId.INT16: "i2", plc.TypeId.INT32: "i4",
+             plc.TypeId.INT64: "i8", plc.TypeId.UINT8: "u1", plc.TypeId.UINT16: "u2",
+             plc.TypeId.UINT32: "u4", plc.TypeId.UINT64: "u8", plc.TypeId.FLOAT32: "f4",
+             plc.TypeId.FLOAT64: "f8", plc.TypeId.BOOL8: "u1"}[col.type().id()]
+    data = col.data()
+    itemsize = int(dtype[1:])
+    mem = cp.cuda.UnownedMemory(data.ptr, data.nbytes, col)
+    ptr = cp.cuda.MemoryPointer(mem, col.offset() * itemsize)
+    return cp.ndarray((col.size(),), dtype=dtype, memptr=ptr)
+
+
+def synchronize() -> None:
+    _check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize")

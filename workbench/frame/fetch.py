@@ -1,0 +1,156 @@
+"""Device -> host: a GPU query's result copied into host memory, once, at pinned speed.
+
+The first CPU view of a GPU result (a Frame made by ``collect(..., as_frame=True)``)
+copies each buffer in pieces through a few pinned staging buffers, threads copying
+out of them in parallel into page-aligned host memory. Types whose layouts differ
+between libcudf and Arrow (booleans, categoricals, slices) are converted by the
+engine or libcudf instead (pageable copies).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+
+import pylibcudf as plc
+from cuda.bindings import runtime as cudart
+
+from workbench.frame.device import _ARROW_TO_PLC, _TIME_UNITS, _check
+from workbench.frame.pages import anonymous
+from workbench.frame.table import DeviceTable, normalize, plain
+
+_PLC_TO_ARROW = {v: k for k, v in _ARROW_TO_PLC.items()}
+for _unit, _name in _TIME_UNITS.items():
+    _PLC_TO_ARROW[getattr(plc.TypeId, "TIMESTAMP_" + _name)] = pa.timestamp(_unit)
+    _PLC_TO_ARROW[getattr(plc.TypeId, "DURATION_" + _name)] = pa.duration(_unit)
+
+
+def host_type(col: plc.Column) -> pa.DataType | None:
+    """The Arrow type whose buffers are ``col``'s byte for byte, or None."""
+    tid = col.type().id()
+    if col.offset() or col.size() == 0:
+        return None  # slices and empty columns: not worth a special case
+    if tid == plc.TypeId.STRING:
+        children = col.children()
+        if not children:
+            return None
+        wide = children[0].type().id() == plc.TypeId.INT64
+        return pa.large_string() if wide else pa.string()
+    return _PLC_TO_ARROW.get(tid)
+
+
+# Device->host copies hop through a few pinned staging buffers, registered once per
+# process: registering fresh pages for every result costs more (~0.5 s/GiB, and the
+# driver does it one call at a time) than copying them out of a pinned buffer, which
+# threads do in parallel while the next piece crosses the bus.
+_STAGE_BYTES = 16 << 20
+_STAGES = 8
+_stages: queue.SimpleQueue | None = None
+_stages_lock = threading.Lock()
+
+
+def _staging() -> queue.SimpleQueue:
+    global _stages
+    with _stages_lock:
+        if _stages is None:
+            stages = queue.SimpleQueue()
+            for _ in range(_STAGES):
+                view = anonymous(_STAGE_BYTES)
+                _check(cudart.cudaHostRegister(view.ctypes.data, _STAGE_BYTES, 0),
+                       "cudaHostRegister")
+                stages.put(view)
+            _stages = stages
+    return _stages
+
+
+def _last_offset(col: plc.Column, wide: bool) -> int:
+    """The characters' byte count of a strings column: its last offset (a tiny copy)."""
+    n, width = col.size(), 8 if wide else 4
+    out = np.zeros(1, dtype=np.int64 if wide else np.int32)
+    _check(cudart.cudaMemcpy(out.ctypes.data, col.children()[0].data().ptr + n * width, width,
+                             cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+    return int(out[0])
+
+
+def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> list[pa.Array]:
+    """Device columns as Arrow arrays in new host memory, copied through pinned staging.
+
+    Every buffer is cut into pieces of the staging size; ``pool``'s threads each take
+    a staging buffer, copy a piece into it at pinned speed and from it into the
+    destination, so the host side (page faults, memcpy) runs in parallel. The arrays
+    live in anonymous page-aligned mappings (plain memory, not registered).
+    """
+    plans = []  # per column: [(device pointer, bytes) per Arrow buffer, None for absent]
+    for col, typ in zip(columns, arrow_types):
+        n = col.size()
+        validity = (col.null_mask().ptr, -(-n // 8)) if col.null_count() else None
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            wide = pa.types.is_large_string(typ)
+            chars = _last_offset(col, wide)
+            data = col.data()
+            # Arrow wants a characters buffer even when every string is empty.
+            plans.append([validity, (col.children()[0].data().ptr, (n + 1) * (8 if wide else 4)),
+                          (data.ptr if data is not None else 0, chars)])
+        else:
+            plans.append([validity, (col.data().ptr, n * (typ.bit_width // 8))])
+    targets = {(i, j): anonymous(part[1]) for i, plan in enumerate(plans)
+               for j, part in enumerate(plan) if part is not None}
+    pieces = [(ptr + start, targets[i, j], start, min(_STAGE_BYTES, size - start))
+              for i, plan in enumerate(plans) for j, part in enumerate(plan) if part is not None
+              for ptr, size in [part] for start in range(0, size, _STAGE_BYTES)]
+    stages = _staging()
+
+    def copy(piece):
+        src, dst, start, size = piece
+        stage = stages.get()
+        try:
+            _check(cudart.cudaMemcpy(stage.ctypes.data, src, size,
+                                     cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost), "cudaMemcpy")
+            dst[start:start + size] = stage[:size]
+        finally:
+            stages.put(stage)
+
+    list(pool.map(copy, pieces))
+    arrays = []
+    for i, (col, typ, plan) in enumerate(zip(columns, arrow_types, plans)):
+        buffers = [None if part is None else pa.py_buffer(targets[i, j]).slice(0, part[1])
+                   for j, part in enumerate(plan)]
+        arrays.append(pa.Array.from_buffers(typ, col.size(), buffers, null_count=col.null_count()))
+    return arrays
+
+
+def fetch(result: DeviceTable, log) -> tuple[pa.Table, str]:
+    """``result`` as a normalized Arrow table in new host memory, and the copy's kind.
+
+    The copy is recorded in ``log`` (the session's transfer log).
+    """
+    start = time.perf_counter()
+    if all(plain(dtype) for dtype in result.schema.dtypes()):
+        table, kind = _staged(result.columns, result.names)
+    else:
+        table, kind = result.to_polars().to_arrow(), "pageable"
+    table = normalize(table)
+    log.record("query result", table.nbytes, "device-to-host", kind, time.perf_counter() - start)
+    return table, kind
+
+
+def _staged(columns, names) -> tuple[pa.Table, str]:
+    types = [host_type(col) for col in columns]
+    staged = [i for i, t in enumerate(types) if t is not None]
+    arrays: list = [None] * len(columns)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        fetched = to_host([columns[i] for i in staged], [types[i] for i in staged], pool)
+    for i, array in zip(staged, fetched):
+        arrays[i] = array
+    for i, array in enumerate(arrays):
+        if array is None:  # booleans, slices, empty columns: libcudf converts them
+            table = plc.Table([columns[i]]).to_arrow(metadata=[names[i]])
+            arrays[i] = table.column(0).combine_chunks()
+    kind = "pinned" if len(staged) == len(columns) else "pageable"
+    return pa.Table.from_arrays(arrays, names=names), kind

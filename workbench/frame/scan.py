@@ -1,0 +1,152 @@
+"""How a Frame is scanned by polars: the IO source behind ``Frame.lazy()`` and its GPU feed.
+
+polars' CPU engine gets the frame's zero-copy polars view (projected, filtered). The
+GPU engine, while :func:`workbench.collect` runs it, gets what the active
+:class:`GPUFeed` says:
+
+* ``resident=True``: the frame's device-resident columns (copied once per column,
+  at pinned speed, then reused; views on unified memory);
+* the streaming executor, when the columns do not fit the resident limit: a sized
+  sequence of device chunks of the partition size (:class:`DeviceChunks`), each copied
+  from the frame's pinned host buffers only when the executor asks for it.
+
+The GPU engine called directly by polars (no feed) gets the host view and copies it
+itself. The feed is set by the engine for the duration of one GPU query, process-wide
+(cudf-polars may call the source from its own threads); GPU collects run one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from workbench.errors import DoesNotFit
+
+
+@dataclass(frozen=True)
+class GPUFeed:
+    """What Frame scans hand the GPU engine during one query.
+
+    Attributes
+    ----------
+    executor : {"in-memory", "streaming"}
+        The cudf-polars executor running the query.
+    resident : bool
+        Hand the frame's resident device columns (else stream chunks).
+    table : callable
+        ``table(columns, names, schema, rows)``: the engine's DataFrame over pylibcudf
+        columns (given by the engine, the only code that knows its containers).
+    """
+
+    executor: str
+    resident: bool
+    table: Callable
+
+
+_active: GPUFeed | None = None
+_lock = threading.Lock()
+
+
+@contextmanager
+def feeding(feed: GPUFeed):
+    """Scans of Frames feed the GPU engine as ``feed`` says inside the block."""
+    global _active
+    with _lock:
+        _active = feed
+        try:
+            yield feed
+        finally:
+            _active = None
+
+
+def source(frame):
+    """The polars IO-source function of ``frame`` (see the module docstring)."""
+
+    def scan(with_columns, predicate, n_rows, batch_size):
+        names = list(with_columns) if with_columns is not None else frame.columns
+        feed = _active
+        # While a feed is active only cudf-polars calls this: it asks for
+        # raise_on_fail, so polars' CPU engine never runs the plan meanwhile.
+        if feed is not None and feed.resident:
+            try:
+                return iter([_resident(frame, names, feed)])
+            except DoesNotFit:
+                if feed.executor != "streaming":
+                    raise
+        streaming = feed is not None and feed.executor == "streaming"
+        if streaming and predicate is None and n_rows is None and _copies_in_place(frame, names):
+            return DeviceChunks(frame, names, feed)
+        df = frame.to_polars().select(names)
+        if predicate is not None:
+            df = df.filter(predicate)
+        if n_rows is not None:
+            df = df.head(n_rows)
+        if streaming:
+            step = chunk_rows(frame, df.estimated_size() // max(1, df.height))
+            return (df.slice(start, step) for start in range(0, max(df.height, 1), step))
+        return iter([df])
+
+    return scan
+
+
+def _resident(frame, names, feed: GPUFeed):
+    """The engine's DataFrame over the frame's resident (or unified) columns."""
+    if any(isinstance(frame.schema[n], (pl.Categorical, pl.Enum)) for n in names):
+        # cudf-polars builds categoricals itself: let it copy this scan.
+        return frame.to_polars().select(names)
+    return feed.table(frame._device_columns(names), names, frame.schema, len(frame))
+
+
+def chunk_rows(frame, row_bytes: int) -> int:
+    """Rows per streaming chunk: the executor's partition size (a sixteenth of the
+    device memory or budget), a multiple of 512 so slices keep null masks aligned."""
+    partition = max(1, frame._session.policy.device_memory // 16)
+    return max(512, partition // max(1, row_bytes) // 512 * 512)
+
+
+def _copies_in_place(frame, names) -> bool:
+    """Whether the frame's columns ``names`` can go to the device buffer by buffer."""
+    from workbench.frame import device
+
+    if frame._host is None:
+        return False  # a GPU result: its columns are on the device already
+    table = frame._table
+    return all(device.plc_type(table.schema.field(n).type) is not None
+               and not isinstance(frame.schema[n], (pl.Categorical, pl.Enum)) for n in names)
+
+
+class DeviceChunks:
+    """The frame's rows as device chunks for the streaming executor, each copied from
+    the host buffers (pinned where the frame is) only when the executor asks for it.
+
+    Sized, so the executor pulls one chunk at a time instead of draining a
+    generator to count it.
+    """
+
+    def __init__(self, frame, names, feed: GPUFeed):
+        self.frame, self.names, self.feed = frame, names, feed
+        self.arrays = [frame._table.column(n).chunk(0) for n in names]
+        row_bytes = sum(a.nbytes for a in self.arrays) // max(1, len(frame))
+        self.step = chunk_rows(frame, row_bytes)
+        self.starts = iter(range(0, max(len(frame), 1), self.step))
+        self.count = max(1, -(-len(frame) // self.step))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        from workbench.frame import device
+
+        start = next(self.starts)
+        log, unified = self.frame._session.transfers, self.frame._unified
+        columns = [device.to_column(a.slice(start, self.step), n, zero_copy=unified, log=log)
+                   for a, n in zip(self.arrays, self.names)]
+        rows = min(self.step, len(self.frame) - start) if len(self.frame) else 0
+        return self.feed.table(columns, self.names, self.frame.schema, rows)

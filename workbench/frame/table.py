@@ -1,0 +1,73 @@
+"""Arrow tables in the form Frames keep them, and device tables as GPU queries leave them."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import polars as pl
+import pyarrow as pa
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """One chunk per column, string views as large strings, unique string names.
+
+    Columns are concatenated in parallel: a Parquet file read by pyarrow comes in one
+    chunk per row group (hundreds), and one thread copying gigabytes is the slowest
+    part of loading it (Arrow's concatenation releases the GIL).
+    """
+    names = table.column_names
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"column names must be unique; repeated: {dupes}")
+
+    def one_chunk(col: pa.ChunkedArray) -> pa.Array:
+        if pa.types.is_string_view(col.type):
+            col = col.cast(pa.large_string())
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+
+    if any(col.num_chunks > 1 for col in table.columns):
+        with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1) or 1) as pool:
+            columns = list(pool.map(one_chunk, table.columns))
+    else:
+        columns = [one_chunk(col) for col in table.columns]
+    fields = [field.with_type(col.type) for field, col in zip(table.schema, columns)]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def is_number(dtype: pl.DataType) -> bool:
+    """Integers and floats: one fixed-width value per row (decimals are not)."""
+    return dtype.is_numeric() and not isinstance(dtype, pl.Decimal)
+
+
+def plain(dtype: pl.DataType) -> bool:
+    """Types whose Arrow form from libcudf is the one polars uses (no metadata needed)."""
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone is None  # libcudf's Arrow carries no time zone
+    return is_number(dtype) or isinstance(dtype, (pl.String, pl.Boolean, pl.Date, pl.Duration))
+
+
+@dataclass
+class DeviceTable:
+    """A table on the device, as a GPU query leaves it: what a Frame needs to hold it.
+
+    ``columns`` are pylibcudf columns; ``to_polars`` converts the whole table the
+    engine's way (for types whose layouts differ between libcudf and Arrow);
+    ``owner`` keeps the engine's object, and so the device memory, alive.
+    """
+
+    columns: list
+    names: list[str]
+    schema: pl.Schema
+    rows: int
+    to_polars: Callable[[], pl.DataFrame]
+    owner: Any = None
+
+    def column(self, name: str):
+        return self.columns[self.names.index(name)]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.device_buffer_size() for c in self.columns)
