@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import workbench.datasets as wd
 from workbench.datasets import catalog as _catalog, store as _store, writer as _writer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IDS = ["id1", "id2", "id3", "id4", "id5", "id6"]
 POLARS_DTYPES = {
     "string": pl.String, "int8": pl.Int8, "int16": pl.Int16, "int32": pl.Int32, "int64": pl.Int64,

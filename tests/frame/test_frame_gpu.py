@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from workbench.frame import residency
 
 import workbench as wb
+from tests.queries import QUERIES
 from workbench.errors import GPUFallbackWarning, PinnedLimitWarning
 
 pytestmark = pytest.mark.gpu
@@ -140,15 +141,6 @@ def test_gpu_views_equal_the_host_data(table):
         if pa.types.is_date32(table.column(name).type):
             column = column.cast(pa.date32())  # cudf has no date type: dates come back as datetimes
         assert column.to_pylist() == table.column(name).to_pylist(), name
-
-
-QUERIES = {
-    "sum_by_k": lambda lf: lf.group_by("k").agg(pl.col("v").sum(), pl.col("w").mean()).sort("k"),
-    "by_string": lambda lf: lf.group_by("s").agg(pl.len(), pl.col("v").max()).sort("s"),
-    "filter": lambda lf: lf.filter(pl.col("v") > 1.5).select(pl.col("k").sum(), pl.len()),
-    "join": lambda lf: lf.group_by("k").agg(pl.col("v").mean().alias("m"))
-                         .join(lf.group_by("k").agg(pl.len()), on="k").sort("k"),
-}
 
 
 def test_collect_on_gpu_equals_cpu_and_copies_each_column_once(session):
