@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
-#   OUT=/folder bash scripts/gpu_batch.sh doctor tests demo handoff formulations \
+#   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
 #       suite-small|large|all|budget|budget-1e8
 # Everything printed goes to $OUT/batch.log; JSON results beside it.
 set -uo pipefail
@@ -19,8 +19,12 @@ run() {
         timeout 180 python3 -m workbench doctor ;;
       tests)
         timeout 420 python3 -m pytest -m gpu tests/ -q -p no:cacheprovider -o addopts="-ra" ;;
+      notebooks)  # the lessons top to bottom in a real kernel (nbclient, ipykernel brought along)
+        timeout 400 python3 -m pytest tests/test_notebooks.py -q -p no:cacheprovider -o addopts="-ra" ;;
       demo)
         timeout 240 python3 -m workbench demo ;;
+      held)  # groupby 1e8, in memory: polars CPU, cudf and the workbench side by side
+        OUT="$OUT/suite" timeout 500 bash benchmarks/gpu_suite.sh groupby:1e8 --engines polars,cudf,workbench ;;
       handoff)
         timeout 400 python3 benchmarks/frame_handoff.py --rows "${ROWS:-1e7}" --out "$OUT/handoff.json" ;;
       formulations)  # needs the 1e8 groupby data of a suite or handoff stage run before it
