@@ -103,7 +103,10 @@ def data_home() -> Path:
     """Where generated datasets are cached: ``WORKBENCH_DATA``, else the user cache folder."""
     raw = os.environ.get(DATA)
     if raw:
-        path = Path(raw).expanduser()
+        try:
+            path = Path(raw).expanduser()
+        except RuntimeError:  # "~user" for a user this machine does not have
+            path = Path(raw)
         if str(path).startswith("~"):
             raise ConfigurationError(
                 f"environment variable {DATA}={raw!r}: {raw.split('/')[0]!r} is not a user "

@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import os
 import importlib.util
 import signal as _signal
 import subprocess
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
-from workbench import hardware, memory
+from workbench import config, hardware, memory
 from workbench.hardware import MIN_COMPUTE_CAPABILITY, HardwareProfile, Probes
 from workbench.sizes import format_bytes
 from workbench.diagnostics.versions import DISTRIBUTIONS, stack_versions
@@ -222,6 +223,17 @@ def _check_free_memory(profile: HardwareProfile) -> Check:
                  severity="warning")
 
 
+def _check_configuration() -> Check:
+    """The WORKBENCH_* variables set now: a bad one makes wb.init() fail, so it fails here too."""
+    found = config.problems()
+    if not found:
+        set_now = [v for v in config.VARIABLES if os.environ.get(v)]
+        return Check("configuration", True, ", ".join(f"{v}={os.environ[v]}" for v in set_now)
+                     or "no WORKBENCH_* variables set")
+    return Check("configuration", False, "; ".join(found),
+                 "unset the variable or give it one of the values named")
+
+
 # ---------------------------------------------------------------------------- the report
 
 
@@ -303,7 +315,7 @@ def run(
     versions = stack_versions() if versions is None else dict(versions)
     checks = [_check_platform(profile), _check_compute_capability(profile), _check_driver(profile, versions)]
     checks += _check_imports(profile, importer or subprocess_import)
-    checks += [_check_polars(profile, versions), _check_free_memory(profile)]
+    checks += [_check_polars(profile, versions), _check_free_memory(profile), _check_configuration()]
     try:
         policy = memory.choose(profile)
     except ValueError as err:
