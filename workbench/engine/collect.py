@@ -26,6 +26,7 @@ host copy is made only when a CPU view asks for it.
 
 from __future__ import annotations
 
+import gc
 import time
 
 import polars as pl
@@ -96,23 +97,48 @@ def _collect(lf, engine, session, strict):
     try:
         return _run_gpu(lf, session, "in-memory", resident=True)
     except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
-        first = err
-    if _does_not_fit(first):
-        fits, why = False, "inputs larger than the resident limit; using the streaming executor"
-    elif is_out_of_memory(first):
-        # The resident columns of earlier queries may hold the room this one needs.
-        residency.cache(session).clear()
-        fits, why = False, ("out of device memory; resident columns dropped, using the "
-                            "streaming executor over host chunks")
-    else:
-        fits, why = True, (f"the in-memory GPU executor cannot run this query ({_reason(first)}); "
-                           "trying the streaming executor")
+        fits, why = _plan_retry(err, session)
+        _release(err)
     session.note("collect: " + why)
     try:
         return _run_gpu(lf, session, "streaming", resident=fits)
     except Exception as err:  # noqa: BLE001
-        session.fallback("collect", _reason(err), strict=strict)
-        return lf.collect()
+        reason = _reason(err)
+        _release(err)
+    session.fallback("collect", reason, strict=strict)
+    return lf.collect()
+
+
+def _plan_retry(err: BaseException, session) -> tuple[bool, str]:
+    """After the in-memory executor failed: stream over resident columns or host chunks?"""
+    if _does_not_fit(err):
+        return False, "inputs larger than the resident limit; using the streaming executor"
+    if is_out_of_memory(err):
+        # The resident columns of earlier queries may hold the room this one needs.
+        residency.cache(session).clear()
+        return False, ("out of device memory; resident columns dropped, using the "
+                       "streaming executor over host chunks")
+    return True, (f"the in-memory GPU executor cannot run this query ({_reason(err)}); "
+                  "trying the streaming executor")
+
+
+def _release(err: BaseException) -> None:
+    """Give back the device memory a failed attempt still holds.
+
+    The traceback's frames keep the attempt's partial results (device buffers) alive,
+    and so does every exception chained to it: clearing them and collecting returns
+    that memory to the pool, so the next query starts as if it were the first.
+    """
+    seen = set()
+    todo = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        e.__traceback__ = None
+        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    gc.collect()
 
 
 def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):
