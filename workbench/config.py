@@ -35,6 +35,7 @@ DATA = "WORKBENCH_DATA"
 VARIABLES = (BACKEND, MEMORY, BUDGET, DATA)
 
 BACKENDS = ("auto", "cpu", "gpu")
+ANY_DEVICE = 1 << 62  # the memory a budget is checked against before the device is known
 
 
 def _raw(name: str, value):
@@ -83,20 +84,12 @@ def budget(value=None):
     if value is None:
         return None
     try:
-        # Any size is readable without the device; a fraction is checked for its range.
-        parse_budget(value, None if _is_fraction(value) else 1 << 62)
+        # Checked against no particular device (each session checks its own): sizes
+        # for their form and sign, fractions for their range.
+        parse_budget(value, ANY_DEVICE)
     except ValueError as err:
-        if "unknown here" not in str(err):
-            raise ConfigurationError(f"{_where('budget', source)}: {err}") from None
+        raise ConfigurationError(f"{_where('budget', source)}: {err}") from None
     return value
-
-
-def _is_fraction(value) -> bool:
-    try:
-        number = float(str(value).strip().rstrip("%"))
-    except ValueError:
-        return False
-    return str(value).strip().endswith("%") or 0 < number <= 1
 
 
 def data_home() -> Path:

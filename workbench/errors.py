@@ -65,8 +65,21 @@ OOM_MARKERS = ("memoryerror", "out_of_memory", "out of memory", "bad_alloc",
                "cudaerrormemoryallocation", "outofmemory", "cuda_error_out_of_memory")
 
 
+def chained(err: BaseException | None):
+    """``err`` and every exception behind it: causes, contexts and the members of
+    exception groups (cudf-polars' streaming executor raises groups), each once."""
+    seen, todo = set(), [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [*getattr(e, "exceptions", ()), e.__context__, e.__cause__]
+
+
 def is_out_of_memory(err: BaseException | str) -> bool:
-    """Whether an exception (or its causes), or a message, says memory ran out.
+    """Whether an exception (or one behind it), or a message, says memory ran out.
 
     RMM raises ``MemoryError``; polars may wrap it in its own error and cudf-polars in
     an exception group, so the chain and the text are both read.
@@ -74,13 +87,5 @@ def is_out_of_memory(err: BaseException | str) -> bool:
     if isinstance(err, str):
         text = err.lower()
         return any(m in text for m in OOM_MARKERS)
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, MemoryError) or is_out_of_memory(f"{type(err).__name__}: {err}"):
-            return True
-        subs = getattr(err, "exceptions", None)  # an ExceptionGroup
-        if subs and any(is_out_of_memory(s) for s in subs):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    return any(isinstance(e, MemoryError) or is_out_of_memory(f"{type(e).__name__}: {e}")
+               for e in chained(err))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import importlib.util
 import signal as _signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any, Callable
 
 from workbench import config, hardware, memory
 from workbench.hardware import MIN_COMPUTE_CAPABILITY, HardwareProfile, Probes
+from workbench.optional import available
 from workbench.sizes import format_bytes
 from workbench.diagnostics.versions import DISTRIBUTIONS, stack_versions
 
@@ -69,7 +69,7 @@ Importer = Callable[[str], ImportOutcome]
 
 def subprocess_import(module: str, timeout: float = IMPORT_TIMEOUT) -> ImportOutcome:
     """Try ``import module`` in a fresh interpreter; never crashes this one."""
-    if importlib.util.find_spec(module) is None:  # not installed: no need for a subprocess
+    if not available(module):  # not installed: no need for a subprocess
         return ImportOutcome(module, False, f"No module named '{module}'", missing=True)
     code = f"import {module} as m; print(getattr(m, '__version__', ''))"
     try:

@@ -31,7 +31,7 @@ import time
 
 import polars as pl
 
-from workbench.errors import DoesNotFit, is_out_of_memory
+from workbench.errors import DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
 from workbench.frame.scan import feeding
 from workbench.frame.table import DeviceTable
@@ -129,15 +129,8 @@ def _release(err: BaseException) -> None:
     and so does every exception chained to it: clearing them and collecting returns
     that memory to the pool, so the next query starts as if it were the first.
     """
-    seen = set()
-    todo = [err]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in chained(err):
         e.__traceback__ = None
-        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
     gc.collect()
 
 
@@ -166,16 +159,8 @@ def _to_polars(result: DeviceTable, session) -> pl.DataFrame:
 
 
 def _does_not_fit(err: BaseException | None) -> bool:
-    """Whether ``err``, its causes or (in a group) its members include :class:`DoesNotFit`."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, DoesNotFit):
-            return True
-        if isinstance(err, BaseExceptionGroup) and any(_does_not_fit(e) for e in err.exceptions):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    """Whether :class:`DoesNotFit` is ``err`` or behind it (a cause, a group's member)."""
+    return any(isinstance(e, DoesNotFit) for e in chained(err))
 
 
 def _reason(err: BaseException) -> str:

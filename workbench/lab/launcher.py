@@ -13,15 +13,15 @@ options passed through.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from workbench.memory import parse_budget
+from workbench import config
 from workbench.config import BUDGET as ENV_BUDGET
+from workbench.optional import available
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # .../workbench
 
@@ -78,9 +78,7 @@ def budget_setting(budget: str | None = None, students: int | None = None,
             raise ValueError(f"students must be at least 1; got {students}")
         return repr(1 / -(-students // max(1, gpus)))
     if budget is not None:
-        # Checked against no particular device: each kernel's session checks its own.
-        parse_budget(budget, 1 << 62)
-        return str(budget)
+        return str(config.budget(budget))
     return None
 
 
@@ -129,7 +127,7 @@ def launch(workspace: str | Path, *, budget: str | None = None, students: int | 
     Returns the server process and what it was given for the student's GPU
     (``CUDA_VISIBLE_DEVICES``, ``WORKBENCH_GPU_BUDGET``; empty when nothing).
     """
-    if importlib.util.find_spec("jupyterlab") is None:
+    if not available("jupyterlab"):
         raise RuntimeError("JupyterLab is not installed: pip install 'workbench[lab]'")
     from workbench import hardware
 
