@@ -19,7 +19,7 @@ except OSError:
     print(0)
 PY
 )
-extras="dev"
+extras="cpu,dev"
 case "$cuda_major" in
   13) extras="gpu,dev" ;;
   12) extras="gpu-cu12,dev" ;;
