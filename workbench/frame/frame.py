@@ -34,21 +34,23 @@ on the first CPU view, and from then on the frame is like any other.
 
 from __future__ import annotations
 
+import html
 import itertools
 import warnings
 import weakref
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
 from workbench.errors import DoesNotFit, PinnedLimitWarning
-from workbench.frame import residency
+from workbench.frame import readers, residency
 from workbench.frame.table import DeviceTable, is_number, normalize
 from workbench.optional import import_optional
-from workbench.session import current_session
+from workbench.session import current_session, find_stack_level
+from workbench.sizes import format_bytes
 
 _tokens = itertools.count(1)
+HTML_ROWS, HTML_COLUMNS = 5, 20  # what a notebook shows of a frame
 
 
 class _Pins:
@@ -150,6 +152,10 @@ class Frame:
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         elif not isinstance(data, pa.Table):
+            if not hasattr(data, "__arrow_c_stream__"):
+                raise TypeError(f"from_arrow takes a pyarrow Table, a RecordBatch or an object with "
+                                f"__arrow_c_stream__, not {type(data).__name__}; for a dict of "
+                                "columns use Frame.from_polars(polars.DataFrame(data))")
             data = pa.table(data)
         return cls(data)
 
@@ -163,46 +169,50 @@ class Frame:
         if isinstance(df, pl.LazyFrame):
             raise TypeError("from_polars takes a DataFrame; collect the LazyFrame first "
                             "(or use workbench.collect) and pass the result")
+        if not isinstance(df, pl.DataFrame):
+            raise TypeError(f"from_polars takes a polars DataFrame, not {type(df).__module__}."
+                            f"{type(df).__name__}; use {_constructor_for(df)}")
         df = df.rechunk()
         return cls(df.to_arrow(), _polars=df)
 
     @classmethod
     def from_pandas(cls, df) -> Frame:
         """From a pandas DataFrame (the index is dropped unless it is named)."""
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"from_pandas takes a pandas DataFrame, not {type(df).__module__}."
+                            f"{type(df).__name__}; use {_constructor_for(df)}")
         keep_index = any(name is not None for name in df.index.names)
         return cls(pa.Table.from_pandas(df, preserve_index=keep_index))
 
     @classmethod
     def from_parquet(cls, path, columns: list[str] | None = None) -> Frame:
-        """From a Parquet file or a directory of Parquet files."""
-        import pyarrow.parquet as pq
+        """From a Parquet file, a folder of Parquet files, or a URL (``s3://...``).
 
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no Parquet file or directory at {path}")
-        return cls(pq.read_table(path, columns=columns, use_threads=True))
+        ``~`` is expanded. An empty folder, a file that is not Parquet and files whose
+        schemas clash raise errors naming them (and, for a clash, the column).
+        """
+        return cls(readers.read_parquet(path, columns))
 
     @classmethod
     def read_csv(cls, path, **options) -> Frame:
         """From a CSV file, read by polars (``options`` go to :func:`polars.read_csv`).
 
-        A malformed file raises ``ValueError`` naming the file and, where polars
-        reports it, the offending line.
+        ``~`` is expanded and URLs go to polars as given. A malformed file raises
+        ``ValueError`` naming the file, the offending line and the fix; a file that is
+        not UTF-8 names the line and the ``encoding=`` to pass.
         """
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no CSV file at {path}")
-        try:
-            df = pl.read_csv(path, **options)
-        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
-            raise ValueError(f"could not read CSV file {path}: {err}") from err
-        return cls.from_polars(df)
+        return cls.from_polars(readers.read_csv(path, options))
 
     @classmethod
     def from_cudf(cls, gdf) -> Frame:
         """From a cudf DataFrame: one device->host copy into the frame's host memory."""
         import time
 
+        if not hasattr(gdf, "to_arrow") or type(gdf).__module__.split(".")[0] != "cudf":
+            raise TypeError(f"from_cudf takes a cudf DataFrame, not {type(gdf).__module__}."
+                            f"{type(gdf).__name__}; use {_constructor_for(gdf)}")
         start = time.perf_counter()
         table = gdf.to_arrow(preserve_index=False)
         current_session().transfers.record("from_cudf", table.nbytes, "device-to-host",
@@ -237,7 +247,33 @@ class Frame:
 
     def __repr__(self) -> str:
         rows, cols = self.shape
-        return f"<workbench.Frame {rows:,} rows x {cols} columns, {self.nbytes / 1e6:.1f} MB>"
+        return f"<workbench.Frame {rows:,} rows x {cols} columns, {format_bytes(self.nbytes)}>"
+
+    def _repr_html_(self) -> str:
+        """The frame in a notebook: its shape, each column's type and place, the first rows.
+
+        A GPU result not yet copied to the host shows no rows: showing them would copy it.
+        """
+        rows, cols = self.shape
+        places = dict(self.placement().select("column", "location").iter_rows())
+        names = self.columns[:HTML_COLUMNS]
+        schema = self.schema
+        cell = lambda v, tag="td": f"<{tag}>{html.escape(str(v))[:60]}</{tag}>"  # noqa: E731
+        head = [cell("", "th") + "".join(cell(n, "th") for n in names),
+                cell("type", "th") + "".join(cell(schema[n]) for n in names),
+                cell("where", "th") + "".join(cell(places[n]) for n in names)]
+        body = []
+        if self._host is not None:
+            for i, row in enumerate(self._host.select(names).slice(0, HTML_ROWS).to_pylist()):
+                body.append(cell(i, "th") + "".join(cell(row[n]) for n in names))
+        more = [f"{rows - HTML_ROWS:,} more rows"] if self._host is not None and rows > HTML_ROWS else []
+        more += [f"{cols - HTML_COLUMNS} more columns"] if cols > HTML_COLUMNS else []
+        more += ["rows are on the device until a CPU view copies them"] if self._host is None else []
+        caption = f"workbench.Frame: {rows:,} rows × {cols} columns, {format_bytes(self.nbytes)}"
+        return ("<table><caption style='text-align:left'>" + html.escape(caption) + "</caption><thead>"
+                + "".join(f"<tr>{r}</tr>" for r in head) + "</thead><tbody>"
+                + "".join(f"<tr>{r}</tr>" for r in body) + "</tbody></table>"
+                + (f"<p>… {html.escape(', '.join(more))}</p>" if more else ""))
 
     # ------------------------------------------------------------ placement
     @property
@@ -270,11 +306,12 @@ class Frame:
                        f"{policy.pinned_limit / 1e9:.1f} GB reached, or pages already registered): "
                        "its GPU copies of them run at pageable speed")
             self._session.note(message)
-            warnings.warn(message, PinnedLimitWarning, stacklevel=3)
+            warnings.warn(message, PinnedLimitWarning, stacklevel=find_stack_level())
 
     def placement(self) -> pl.DataFrame:
         """Where each column's buffers live.
 
+        ``bytes`` is the column's size, ``size`` the same for people (``"12.3 MB"``).
         ``location`` is one of ``"host plain"``, ``"host pinned"``, ``"unified"``
         (host memory the GPU reads in place), plus ``" + device resident"`` when a
         device copy is held. Buffers under 1 MiB are never pinned (registering them
@@ -282,11 +319,13 @@ class Frame:
         GPUs; a large column left plain there means the pinned limit was reached (the
         session log says so).
         """
+        schema = ["column", "arrow_type", "bytes", "size", "location"]
         if self._host is None:
             return pl.DataFrame(
-                [(n, str(t), c.device_buffer_size(), "device only (host copy on first CPU view)")
+                [(n, str(t), c.device_buffer_size(), format_bytes(c.device_buffer_size()),
+                  "device only (host copy on first CPU view)")
                  for n, t, c in zip(self.columns, self.schema.dtypes(), self._device.columns)],
-                schema=["column", "arrow_type", "bytes", "location"], orient="row")
+                schema=schema, orient="row")
         rows = []
         resident = residency.held(self._session)
         if self._pins.ranges:
@@ -302,8 +341,8 @@ class Frame:
                 where = "host plain"
             if resident is not None and resident.holds(self._token, name, self._versions[name]):
                 where += " + device resident"
-            rows.append((name, str(col.type), col.nbytes, where))
-        return pl.DataFrame(rows, schema=["column", "arrow_type", "bytes", "location"], orient="row")
+            rows.append((name, str(col.type), col.nbytes, format_bytes(col.nbytes), where))
+        return pl.DataFrame(rows, schema=schema, orient="row")
 
     # ------------------------------------------------------------ changes
     def __setitem__(self, name: str, values) -> None:
@@ -461,3 +500,10 @@ class Frame:
         from workbench.frame.scan import source
 
         return register_io_source(source(self), schema=self.schema)
+
+
+def _constructor_for(data) -> str:
+    """The Frame constructor that takes ``data`` (for errors that name the right one)."""
+    module = type(data).__module__.split(".")[0]
+    return {"polars": "Frame.from_polars", "pandas": "Frame.from_pandas", "pyarrow": "Frame.from_arrow",
+            "cudf": "Frame.from_cudf"}.get(module, "Frame.from_polars(polars.DataFrame(data))")

@@ -7,17 +7,21 @@ step fell back to the CPU (and why).
 
 from __future__ import annotations
 
+import html
 import os
+import sys
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from workbench import config, hardware
 from workbench import memory as memory_policy
 from workbench.errors import ConfigurationError, GPUFallbackWarning, GPUUnavailableError
 from workbench.optional import available
 from workbench.session.transfers import TransferLog
+from workbench.sizes import format_bytes
 
 BACKENDS = config.BACKENDS
 # Share of the device memory (or budget) that resident frame columns may take; the
@@ -26,9 +30,24 @@ RESIDENT_FRACTION = 0.5
 
 _lock = threading.RLock()
 _current: Session | None = None
+_sessions: dict[tuple, Session] = {}  # by init()'s arguments: the same ones, the same session
+_PACKAGE = str(Path(__file__).resolve().parents[1]) + os.sep
 
 
-@dataclass
+def find_stack_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside the package.
+
+    As pandas' ``find_stack_level``: Python shows a warning once per code location,
+    so a warning attributed to a line inside the workbench would be shown once per
+    process for every caller; attributed to the caller's line, each call site shows it.
+    """
+    frame, level = sys._getframe(1), 1  # 1: the function that calls warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+@dataclass(repr=False)
 class Session:
     """What this process runs on, with which memory policy; see :func:`init`.
 
@@ -85,7 +104,7 @@ class Session:
                 "Pass strict=False (raise_on_fail=False) to run it on the CPU instead."
             )
         self.note(message)
-        warnings.warn(message, GPUFallbackWarning, stacklevel=3)
+        warnings.warn(message, GPUFallbackWarning, stacklevel=find_stack_level())
 
     def ensure_gpu(self) -> None:
         """Apply the memory policy before the first GPU allocation (once per process)."""
@@ -101,7 +120,32 @@ class Session:
             return "backend='cpu' was asked for"
         if not self.hardware.has_usable_gpu:
             return f"no usable GPU: {self.hardware.reason}"
-        return "RAPIDS (cudf) is not installed: pip install 'workbench[gpu]'"
+        return "RAPIDS (cudf) is not installed: pip install 'gpu-workbench[gpu]'"
+
+    def _device(self) -> str:
+        gpu = self.hardware.gpu
+        if not self.gpu or gpu is None:
+            return "none"
+        return f"{gpu.name} ({format_bytes(self.policy.gpu_memory or gpu.total_memory)})"
+
+    def _budget(self) -> str:
+        return format_bytes(self.policy.budget) if self.gpu and self.policy.budget else "none"
+
+    def __repr__(self) -> str:
+        # Short on purpose: report() and the HTML view say why and what moved.
+        return (f"<workbench.Session backend={self.backend!r} (asked {self.requested_backend!r}) "
+                f"device={self._device()!r} memory={self.policy.mode!r} budget={self._budget()!r}>")
+
+    def _repr_html_(self) -> str:
+        why = "" if self.gpu else f" ({self._why_cpu()})"
+        rows = [("backend", f"{self.backend}{why}"), ("device", self._device()),
+                ("memory", self.policy.summary()), ("budget", self._budget()),
+                ("transfers", self.transfers.summary()),
+                ("log", f"{len(self.log)} entries" + (f"; last: {self.log[-1][1]}" if self.log else ""))]
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th>"
+                       f"<td style='text-align:left'>{html.escape(v).replace(chr(10), '<br>')}</td></tr>"
+                       for k, v in rows)
+        return f"<table><caption style='text-align:left'>workbench.Session</caption>{body}</table>"
 
     def report(self) -> str:
         """A readable account of the machine, the policy, the copies and the fallbacks."""
@@ -174,17 +218,19 @@ def init(
     backend = config.backend(backend)
     memory_mode = config.memory_mode(memory)
     budget = config.budget(budget)
-    key = (backend, memory_mode, budget, spill, strict, id(probes) if probes else None)
+    key = (backend, memory_mode, _budget_key(budget), spill, strict, id(probes) if probes else None)
     with _lock:
-        if _current is not None and _current._key == key:
-            return _current
+        known = _sessions.get(key)
+        if known is not None:
+            _current = known
+            return known
         profile = hardware.detect(probes) if probes is not None else hardware.detect()
         use_gpu = backend != "cpu" and profile.has_usable_gpu and _rapids_installed()
         if backend == "gpu" and not use_gpu:
             why = (f"no usable GPU ({profile.platform}: {profile.reason})"
                    if not profile.has_usable_gpu else
-                   "RAPIDS is not installed; fix: pip install 'workbench[gpu]' "
-                   "(or 'workbench[gpu-cu12]' with a CUDA 12 driver)")
+                   "RAPIDS is not installed; fix: pip install 'gpu-workbench[gpu]' "
+                   "(or 'gpu-workbench[gpu-cu12]' with a CUDA 12 driver)")
             raise GPUUnavailableError(
                 f"backend='gpu' was asked for but cannot be used: {why}. "
                 "Run `workbench doctor` for details, or use backend='auto' to run on the CPU."
@@ -202,7 +248,10 @@ def init(
             source = f" (from {config.MEMORY} / {config.BUDGET})" if (
                 os.environ.get(config.MEMORY) or os.environ.get(config.BUDGET)) else ""
             raise ConfigurationError(f"{err}{source}") from None
-        _current = Session(
+        applied = memory_policy.applied()
+        if use_gpu and applied is not None and applied.mode != "cpu":
+            policy.apply()  # the same policy: a no-op; another: PolicyAlreadyAppliedError saying why
+        _current = _sessions[key] = Session(
             hardware=profile,
             policy=policy,
             backend="gpu" if use_gpu else "cpu",
@@ -213,6 +262,16 @@ def init(
         if backend == "auto" and not use_gpu:
             _current.note(f"running on the CPU: {_current._why_cpu()}")
         return _current
+
+
+def _budget_key(budget):
+    """A budget as bytes where it is a size (``"1GB"`` and ``10**9`` are one budget)."""
+    if budget is None:
+        return None
+    try:
+        return memory_policy.parse_budget(budget, None)
+    except ValueError:  # a fraction: bytes only once the device is known
+        return float(str(budget).rstrip("%")) / (100 if str(budget).endswith("%") else 1)
 
 
 def current_session() -> Session:
@@ -226,3 +285,4 @@ def _reset_for_tests() -> None:
     global _current
     with _lock:
         _current = None
+        _sessions.clear()
