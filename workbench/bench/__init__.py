@@ -14,11 +14,12 @@ engines within a device-memory budget.
 
 from workbench.bench.engines import Engine, engine_names, get_engine, register, unregister
 from workbench.bench.questions import Question, questions
-from workbench.bench.report import markdown, markdown_all, plot, write_all, write_json
+from workbench.bench.report import (ENGINE_COLORS, engine_label, markdown, markdown_all, plot,
+                                    write_all, write_json)
 from workbench.bench.runner import chk_matches, make_data, run_suite
 
 __all__ = [
-    "Engine", "Question", "chk_matches", "engine_names", "get_engine", "make_data",
+    "ENGINE_COLORS", "Engine", "engine_label", "Question", "chk_matches", "engine_names", "get_engine", "make_data",
     "markdown", "markdown_all", "plot", "questions", "register", "run_suite", "unregister",
     "write_all", "write_json",
 ]

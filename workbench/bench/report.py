@@ -15,6 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: One colour per engine, the same in every plot (the CLI's and the lessons'): CPU
+#: engines in blues, amber and purple, GPU engines in teal, green and red.
+ENGINE_COLORS = {
+    "polars": "#1f77b4", "polars-streaming": "#6baed6", "duckdb": "#e6a700",
+    "pandas": "#9467bd", "polars-gpu": "#17becf", "cudf": "#76b900", "workbench": "#d62728",
+}
+#: colours for engines outside the map (registered ones), in turn
+OTHER_COLORS = ("#7f7f7f", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939")
+
 _MARKS = {"wrong": "✗ wrong", "unsupported": "unsupported", "refused": "refused",
           "unavailable": "n/a", "skipped": "skipped", "timeout": "timeout",
           "error": "error", "unchecked": "unchecked"}
@@ -181,6 +190,22 @@ def budget_label(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
+def on_cpu(result: dict, engine: str = "workbench") -> bool:
+    """Whether the workbench engine ran without a GPU: then it is polars on the CPU."""
+    return engine == "workbench" and result["engines"].get(engine, {}).get("device") == "cpu"
+
+
+def engine_label(result: dict, engine: str) -> str:
+    """The engine's name in tables and plots; the workbench without a GPU says what it ran."""
+    label = result["engines"].get(engine, {}).get("label", engine)
+    return f"{label} (polars on CPU)" if on_cpu(result, engine) else label
+
+
+CPU_NOTE = ("There is no GPU here, so the workbench ran polars on the CPU: its column is "
+            "polars CPU measured a second time (the table held as the Frame's Arrow copy), "
+            "and its ratio to polars CPU is noise and layout, not a speed-up.")
+
+
 def reference_label(result: dict) -> str:
     """Who the answers were checked against, e.g. ``polars CPU streaming (untimed)``."""
     ref = result.get("reference", "polars")
@@ -200,7 +225,7 @@ def markdown(result: dict) -> str:
     """One Markdown section: questions × engines, warm seconds, totals and speed-ups."""
     engines, qs, cell = _grid(result)
     which = "warm" if result.get("runs", 2) > 1 else "cold"
-    labels = [result["engines"][e].get("label", e) for e in engines]
+    labels = [engine_label(result, e) for e in engines]
     budget = result.get("gpu_budget")
     choice = result.get("reference_choice") or {}
     lines = [f"### {result['task']} {rows_label(result['rows'])} rows"
@@ -253,8 +278,7 @@ def markdown(result: dict) -> str:
         for e in engines:
             v, k = sr[e]["speedup"], sr[e]["speedup_over"]
             vals.append("—" if v is None else _fmt_x(v) + ("" if k == n else f" ({k}/{n})"))
-        label = result["engines"][ref].get("label", ref)
-        lines.append(f"| speed-up vs {label} | " + " | ".join(vals) + " |")
+        lines.append(f"| speed-up vs {engine_label(result, ref)} | " + " | ".join(vals) + " |")
 
     ref = result.get("reference", "polars")
     if ref in engines:
@@ -267,7 +291,7 @@ def markdown(result: dict) -> str:
         _fmt_s(result["engines"][e].get("load_seconds")) for e in engines) + " |")
     foot = []
     for e in engines:
-        lab = result["engines"][e].get("label", e)
+        lab = engine_label(result, e)
         bad = [(q, cell[(e, q)]["status"]) for q in qs
                if (e, q) in cell and cell[(e, q)]["status"] != "ok"]
         if bad and len(bad) == len(qs) and len({st for _, st in bad}) == 1:
@@ -279,6 +303,8 @@ def markdown(result: dict) -> str:
             for n_ in cell.get((e, q), {}).get("notes", []):
                 notes.setdefault(" ".join(n_.split()), []).append(q)
         foot.extend(f"- {lab} ({', '.join(v)}): {k}" for k, v in list(notes.items())[:5])
+    if on_cpu(result):
+        foot.append(f"- {CPU_NOTE}")
     if foot:
         lines.append("")
         lines.extend(f if len(f) <= 400 else f[:399] + "…" for f in foot)
@@ -301,61 +327,30 @@ def write_markdown(results: list[dict], path: str | Path) -> Path:
     return _write_atomic(Path(path), markdown_all(results).encode())
 
 
-# --- plot ------------------------------------------------------------------------------
+# --- plot and terminal ------------------------------------------------------------------
 
 
 def plot(results: list[dict], path: str | Path) -> Path:
-    """Speed-up vs the reference per question and in total (log scale), one panel per run."""
-    import matplotlib
+    """Speed-up vs the reference per question and in total (log scale), one panel per run
+    (see :mod:`workbench.bench.plot`)."""
+    from workbench.bench.plot import plot as _plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    return _plot(results, path)
 
-    n = len(results)
-    # one colour per engine across every panel, so a bar means the same engine everywhere
-    names = sorted({e for res in results for e in res["engines"]})
-    colour = {e: plt.get_cmap("tab10")(i % 10) for i, e in enumerate(names)}
-    fig, axes = plt.subplots(n, 1, figsize=(11, 3.6 * n), squeeze=False)
-    for ax, res in zip(axes[:, 0], results):
-        engines, qs, cell = _grid(res)
-        which = "warm" if res.get("runs", 2) > 1 else "cold"
-        ref = res.get("reference", "polars")
-        others = [e for e in engines if e != ref and any(
-            cell.get((e, q), {}).get("status") == "ok" for q in qs)]
-        s = summary(res, which)
-        groups = qs + ["total"]
-        width = 0.8 / max(1, len(others))
-        for i, e in enumerate(others):
-            ys = []
-            for q in qs:
-                r, rr = cell.get((e, q)), cell.get((ref, q))
-                ok = r and rr and r["status"] == "ok" and rr["status"] == "ok"
-                t, tr = (_time(r, which), _time(rr, which)) if ok else (None, None)
-                ys.append(tr / t if t and tr else float("nan"))
-            ys.append(s[e]["speedup"] or float("nan"))
-            xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(groups))]
-            ax.bar(xs, ys, width, label=res["engines"][e].get("label", e), color=colour[e])
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.set_xticks(range(len(groups)), groups)
-        ax.set_ylabel(f"speed-up vs {reference_label(res)} ({which})")
-        budget = f", GPU budget {budget_label(res['gpu_budget'])}" if res.get("gpu_budget") else ""
-        ax.set_title(f"{res['task']} {rows_label(res['rows'])} rows{budget} — {device_label(res)} — "
-                     f"{res['date'][:10]}", fontsize=10)
-        if others:
-            ax.legend(fontsize=8, ncol=min(5, len(others)))
-        ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+
+def terminal_table(results: list[dict], console=None) -> None:
+    """The Markdown tables, aligned by rich on a terminal; as plain Markdown otherwise
+    (a file or a pipe gets text that pastes into an issue or a README)."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    console = console or Console()
+    text = markdown_all(results)
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        console.file.write(text + "\n")
+        console.file.flush()
 
 
 def render(jsons: list[str | Path], out: str | Path, name: str) -> dict[str, str]:

@@ -11,12 +11,17 @@ import sys
 
 import click
 
+from workbench import __version__
 from workbench.cli.bench import bench
 from workbench.cli.datasets import datasets_group
+from workbench.cli.options import PROG, Group, RowCount, SplitCommand, check_environment
+
+#: fewer taxi trips than this leave too few of each kind (tipped or not) to train and test on
+DEMO_MIN_ROWS = 1_000
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="workbench")
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG)
 def main() -> None:
     """A GPU-accelerated data-science workbench (polars + RAPIDS)."""
 
@@ -33,46 +38,51 @@ def doctor_command(as_json: bool) -> None:
 
 
 @main.command("demo")
-@click.option("--rows", default=1_000_000, show_default=True, help="Rows of the demo table.")
+@click.option("--rows", default=1_000_000, type=RowCount(DEMO_MIN_ROWS), show_default=True,
+              help=f"Rows of the demo table (1e6 notation accepted; at least {DEMO_MIN_ROWS:_}).")
 @click.option("--backend", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Where steps run (default: WORKBENCH_BACKEND, else auto).")
 def demo_command(rows: int, backend: str | None) -> None:
     """The main job: polars preprocessing, a model on the GPU (or CPU), a report."""
+    check_environment()
     from workbench.cli.demo import run
 
     run(rows=rows, backend=backend)
 
 
-@main.command("lab", context_settings={"ignore_unknown_options": True})
+@main.command("lab", cls=SplitCommand)
 @click.argument("workspace", default="~/workbench-lab", required=False)
-@click.option("--students", type=int, default=None,
+@click.option("--students", type=click.IntRange(min=1), default=None,
               help="Share the GPUs: N students spread over them, each an equal part of one.")
-@click.option("--seat", type=int, default=None,
+@click.option("--seat", type=click.IntRange(min=0), default=None,
               help="This student's seat, which picks the GPU (default: the user id).")
 @click.option("--budget", default=None, help="GPU memory for this student's kernels: '10GB', '0.25'.")
-@click.option("--port", type=int, default=None, help="The port JupyterLab listens on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="The port JupyterLab listens on (it must be free).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
-@click.option("--lessons", default=None, help="A folder of lessons to copy (default: notebooks/).")
-@click.argument("jupyter_options", nargs=-1, type=click.UNPROCESSED)
-def lab_command(workspace, students, seat, budget, port, no_browser, lessons, jupyter_options) -> None:
+@click.option("--lessons", default=None,
+              help="A folder of lessons to copy (default: the lessons installed with workbench).")
+@click.pass_context
+def lab_command(ctx, workspace, students, seat, budget, port, no_browser, lessons) -> None:
     """JupyterLab on WORKSPACE with the lessons and a GPU budget per student.
 
-    Options after the workbench's own go to JupyterLab (e.g. --ServerApp.ip=0.0.0.0).
+    Everything is checked before a file is copied; the command then becomes JupyterLab,
+    so stopping it (Ctrl-C, SIGTERM) stops the server and its kernels. Options for
+    JupyterLab go after `--`:
+
+        workbench lab ~/lab --students 8 -- --ServerApp.ip=0.0.0.0
     """
-    from workbench.lab import launch
+    check_environment()
+    from workbench.lab.launcher import prepare, run
 
     try:
-        server, given = launch(workspace, budget=budget, students=students, seat=seat, port=port,
-                        open_browser=not no_browser, lessons=lessons, extra=tuple(jupyter_options))
-    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as err:
-        raise click.UsageError(str(err)) from err
-    settings = ", ".join(f"{k}={v}" for k, v in given.items())
+        lab = prepare(workspace, budget=budget, students=students, seat=seat, port=port,
+                      open_browser=not no_browser, lessons=lessons, extra=ctx.meta["passed_on"])
+    except (ValueError, OSError) as err:  # the workspace, lessons, port or budget
+        raise click.ClickException(str(err)) from None
+    settings = ", ".join(f"{k}={v}" for k, v in lab.given.items())
     click.echo(f"JupyterLab on {workspace}" + (f" with {settings}" if settings else ""), err=True)
-    try:
-        sys.exit(server.wait())
-    except KeyboardInterrupt:
-        server.terminate()
-        sys.exit(server.wait())
+    run(lab)
 
 
 # Commands whose options live beside the room they drive.

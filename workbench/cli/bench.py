@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from workbench.cli.options import ROWS, Seconds, check_environment, check_writable_folder
 
-def _rows(values: tuple[str, ...]) -> list[int]:
-    out = []
-    for v in values:
-        for part in v.split(","):
-            try:
-                n = int(float(part))
-            except ValueError:
-                raise click.BadParameter(f"{part!r} is not a number of rows (e.g. 1e7)") from None
-            if n < 1:
-                raise click.BadParameter(f"{part!r}: rows must be positive")
-            out.append(n)
-    return out
+
+def _rows(values: tuple[str, ...], hint: str = "--rows") -> list[int]:
+    """``--rows 1e7 --rows 1e8`` or ``--rows 1e7,1e8``: the CLI's one row-count type."""
+    try:
+        return [ROWS.convert(part, None, None) for v in values for part in v.split(",")]
+    except click.BadParameter as e:
+        raise click.BadParameter(e.message, param_hint=hint) from None
+
+
+def _rows_option(ctx, param, values):
+    return _rows(values)
 
 
 def _list(value: str | None) -> list[str] | None:
@@ -41,7 +43,7 @@ def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
     for v in values:
         spec, _, reason = v.partition("=")
         engine, _, rows = spec.partition("@")
-        out.append((engine.strip(), _rows((rows,))[0] if rows else None,
+        out.append((engine.strip(), _rows((rows,), "--skip")[0] if rows else None,
                     reason.strip() or "time budget"))
     return out
 
@@ -50,6 +52,7 @@ def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
 @click.option("--task", type=click.Choice(["groupby", "join", "all"]), default="groupby",
               show_default=True, help="Which db-benchmark task to run.")
 @click.option("--rows", "rows", multiple=True, default=("1e7",), show_default=True,
+              callback=_rows_option,
               help="Rows of the table (x), e.g. 1e7; repeat for several sizes.")
 @click.option("--engines", default=None,
               help="Comma-separated engines (default: every engine available here): "
@@ -59,9 +62,11 @@ def _skips(values: tuple[str, ...]) -> list[tuple[str, int | None, str]]:
               help="Folder for the results (JSON per run, one Markdown table, one PNG).")
 @click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20),
               help="Runs of each question: the first is 'cold', the second 'warm'.")
-@click.option("--k", default=100, show_default=True, help="Groups of id1/id2/id4/id5 (groupby).")
-@click.option("--na", default=0, show_default=True, help="Percent of nulls in the data.")
-@click.option("--timeout", default=None, type=float,
+@click.option("--k", default=100, show_default=True, type=click.IntRange(2, 1_000_000),
+              help="Groups of id1/id2/id4/id5 (groupby).")
+@click.option("--na", default=0, show_default=True, type=click.IntRange(0, 100),
+              help="Percent of nulls in the data.")
+@click.option("--timeout", default=None, type=Seconds(),
               help="Seconds an engine may take for one size before it is stopped "
                    "(each engine then runs in its own process).")
 @click.option("--skip", "skips", multiple=True, metavar="ENGINE[@ROWS][=REASON]",
@@ -83,27 +88,39 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
     answer is reported as wrong, never as a time.
     """
     from workbench.bench import engines as E
-    from workbench.bench.report import markdown_all, write_all
+    from workbench.bench.questions import questions
+    from workbench.bench.report import terminal_table, write_all
     from workbench.bench.runner import run_suite
 
-    sizes = _rows(rows)
+    # Everything is checked before the first engine runs: a typo must not cost a run.
+    check_environment()
+    check_writable_folder(out, "--out")
+    if name is not None and (not name.strip() or Path(name).name != name or name.startswith(".")):
+        raise click.BadParameter(f"{name!r} is not a file name; give a plain name such as "
+                                 "'h200-groupby' (the files go into --out)", param_hint="--name")
+    sizes = rows
     names = _list(engines)
+    known = E.engine_names()
+    skip_specs = _skips(skips)
+    for n, option in [*((n, "--engines") for n in names or ()),
+                      *((e, "--skip") for e, _, _ in skip_specs)]:
+        if n not in known:
+            raise click.BadParameter(f"unknown engine {n!r}; valid: {', '.join(known)}",
+                                     param_hint=option)
+    for t in ["groupby", "join"] if task == "all" else [task]:
+        try:
+            questions(t, _list(qids))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--questions") from None
     if names is None:
         names = []
-        for n in E.engine_names():
+        for n in known:
             why = E.get_engine(n).available()
             if why is None:
                 names.append(n)
             else:
                 click.echo(f"{n}: unavailable: {why}")
-    else:
-        for n in names:
-            if n not in E.engine_names():
-                raise click.BadParameter(
-                    f"unknown engine {n!r}; valid: {', '.join(E.engine_names())}",
-                    param_hint="--engines")
     tasks = ["groupby", "join"] if task == "all" else [task]
-    skip_specs = _skips(skips)
     if gpu_budget:
         click.echo(f"GPU budget: {gpu_budget} bytes")
     results = []
@@ -121,7 +138,7 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
             write_all(results, out, name=name)
     files = write_all(results, out, name=name)
     click.echo("")
-    click.echo(markdown_all(results))
+    terminal_table(results)
     for p in files["json"]:
         click.echo(f"wrote {p}")
     click.echo(f"wrote {files['markdown']}")
