@@ -1,0 +1,150 @@
+"""Gradient boosting beyond the device budget: XGBoost's external memory.
+
+An ``xgboost.DataIter`` walks a :class:`~workbench.ml.chunks.FeatureChunks` (CuPy
+chunks on the GPU, NumPy ones on the CPU; the same code) into an
+``xgboost.ExtMemQuantileDMatrix``: XGBoost sketches the quantiles chunk by chunk,
+keeps the quantised pages in host memory (a disk cache on the CPU) and streams
+them to the device while it grows each tree. Only ``X`` is paged; labels, gradients
+and predictions (a few bytes per row) stay whole, so wide data gains the most.
+
+On the GPU, XGBoost allocates through RMM (``use_rmm=True``), so its memory comes
+from the session's resource (an async pool under the budget's limit, counted by
+the statistics adaptor): a fit over the budget fails as a ``MemoryError`` instead of
+taking the GPU from everyone else, and the peak is measured. XGBoost would size its
+pages and device cache from the whole GPU's memory; with a budget they are sized
+from it instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from workbench.ml.streaming import module_of
+from workbench.optional import import_optional
+
+_ROUNDS = 100
+_ALIASES = {"random_state": "seed", "n_jobs": "nthread"}
+
+
+def _iterator_class(xgboost):
+    class ChunkIter(xgboost.DataIter):
+        """Feeds XGBoost one chunk per ``next``; a fresh view each time, because XGBoost
+        caches a batch's conversion by the identity of its ``X``."""
+
+        def __init__(self, chunks, cache_prefix: str):
+            self.chunks, self._it = chunks, None
+            super().__init__(cache_prefix=cache_prefix, release_data=True, on_host=True,
+                             min_cache_page_bytes=_page_bytes(chunks))
+
+        def reset(self):
+            self._it = None
+
+        def next(self, input_data) -> bool:
+            if self._it is None:
+                self._it = iter(self.chunks)
+            try:
+                X, y, _ = next(self._it)
+            except StopIteration:
+                return False
+            input_data(data=X.view(), label=y)
+            return True
+
+    return ChunkIter
+
+
+def _page_bytes(chunks) -> int | None:
+    """Cache pages the size of the chunks under a budget (XGBoost's default is a
+    sixteenth of the GPU's memory, which may be more than the budget)."""
+    if not chunks.device:
+        return None
+    policy = chunks.frame._session.policy
+    return max(chunks.chunk_bytes, 1 << 20) if policy.budget else None
+
+
+class ExternalXGBoost:
+    """A booster trained from chunks; ``predict``/``predict_proba`` take NumPy or CuPy."""
+
+    def __init__(self, task: str, n_classes: int | None = None, device: bool = False, **params):
+        if task not in ("classification", "regression"):
+            raise ValueError(f"XGBoost's task must be 'classification' or 'regression'; got {task!r}")
+        if task == "classification" and (n_classes is None or n_classes < 2):
+            raise ValueError(f"an XGBoost classifier needs n_classes >= 2; got {n_classes}")
+        self.task, self.n_classes, self.device = task, n_classes, bool(device)
+        self.params = dict(params)
+
+    def _train_params(self) -> tuple[dict, int]:
+        params = {_ALIASES.get(k, k): v for k, v in self.params.items()}
+        rounds = int(params.pop("n_estimators", params.pop("num_boost_round", _ROUNDS)))
+        for unsupported in ("tree_method", "device"):
+            if params.pop(unsupported, None) not in (None, "hist", "cuda", "cpu", "gpu"):
+                raise ValueError(f"{unsupported} is chosen by the workbench for external memory "
+                                 "(hist, on the session's device); leave it out")
+        params.update(tree_method="hist", device="cuda" if self.device else "cpu")
+        params.setdefault("max_bin", 256)
+        if self.task == "regression":
+            params.setdefault("objective", "reg:squarederror")
+        elif self.n_classes == 2:
+            params.setdefault("objective", "binary:logistic")
+        else:
+            params.setdefault("objective", "multi:softprob")
+            params["num_class"] = self.n_classes
+        return params, rounds
+
+    def fit(self, chunks) -> ExternalXGBoost:
+        xgboost = import_optional("xgboost", "gradient boosting beyond the device budget")
+        if chunks.target is None:
+            raise ValueError("XGBoost needs a target column; FeatureChunks has none")
+        if chunks.device != self.device:
+            raise ValueError(f"chunks on the {'device' if chunks.device else 'host'} for an XGBoost "
+                             f"fit on the {'GPU' if self.device else 'CPU'}; build them with "
+                             f"device={self.device}")
+        params, rounds = self._train_params()
+        extra = {}
+        policy = chunks.frame._session.policy
+        if self.device and policy.budget:
+            # The adaptive device cache is sized from cudaMemGetInfo, which knows nothing
+            # of the budget: keep the whole cache on the host.
+            extra["cache_host_ratio"] = 1.0
+            extra["max_quantile_batches"] = max(1, policy.budget // 4 // max(1, chunks.chunk_bytes))
+        with tempfile.TemporaryDirectory(prefix="workbench-xgb-") as cache, _rmm(xgboost, self.device):
+            it = _iterator_class(xgboost)(chunks, str(Path(cache) / "cache"))
+            train = xgboost.ExtMemQuantileDMatrix(it, max_bin=params["max_bin"], **extra)
+            self.booster_ = xgboost.train(params, train, num_boost_round=rounds)
+            del train
+        self.n_features_in_ = chunks.n_features
+        self.classes_ = np.arange(self.n_classes) if self.task == "classification" else None
+        return self
+
+    def _raw(self, X):
+        xp = module_of(X)
+        X = xp.asarray(X, dtype=xp.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"the booster was fitted on {self.n_features_in_} features; got an "
+                             f"array of shape {tuple(X.shape)}")
+        # A CuPy input is predicted on the device, a NumPy one on the CPU (the booster
+        # moves itself; the data stay where they are).
+        self.booster_.set_param({"device": "cuda" if xp is not np else "cpu"})
+        return xp, self.booster_.inplace_predict(X)
+
+    def predict_proba(self, X):
+        if self.task != "classification":
+            raise AttributeError("predict_proba is for classifiers; this booster is a regressor")
+        xp, p = self._raw(X)
+        return xp.stack([1.0 - p, p], axis=1) if self.n_classes == 2 else p
+
+    def predict(self, X):
+        """Values (regression) or class indices ``0..n_classes-1``, in the kind of array ``X`` is."""
+        if self.task == "regression":
+            return self._raw(X)[1]
+        return self.predict_proba(X).argmax(axis=1)
+
+
+def _rmm(xgboost, device: bool):
+    """``use_rmm=True`` on the GPU when XGBoost was built with RMM, as XGBoost advises."""
+    if device and xgboost.build_info().get("USE_RMM"):
+        return xgboost.config_context(use_rmm=True)
+    return contextlib.nullcontext()
