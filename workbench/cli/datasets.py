@@ -6,6 +6,8 @@ import json
 
 import click
 
+from workbench.cli.options import ROWS
+
 
 def _rows(value: str | None) -> float | None:
     if value is None:
@@ -66,24 +68,31 @@ def describe_cmd(name: str, as_json: bool) -> None:
 
 @datasets_group.command("make")
 @click.argument("name")
-@click.option("--rows", "-n", default=None, help="Row count N (1e7 notation accepted); default the catalog's.")
+@click.option("--rows", "-n", default=None, type=ROWS, help="Row count N (1e7 notation accepted); default the catalog's.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="A dataset parameter (repeat).")
 @click.option("--path", type=click.Path(), default=None, help="Output directory (default: the WORKBENCH_DATA cache).")
 @click.option("--progress/--quiet", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--threads", type=int, default=None, help="Worker threads (default: cores, memory-capped).")
-@click.option("--verify", is_flag=True, default=None, help="Re-hash whole files before reusing a dataset.")
+@click.option("--verify/--no-verify", default=None,
+              help="Check whole-file checksums before reusing a dataset (the default); --no-verify checks "
+                   "only file sizes and footers.")
 def make_cmd(name, rows, seed, params, path, progress, threads, verify) -> None:
-    """Generate NAME as partitioned Parquet (or reuse a valid copy) and print its path."""
+    """Generate NAME as partitioned Parquet (or reuse a valid copy) and print its path.
+
+    A copy found corrupted or partial is rebuilt; a --path holding anything but an earlier
+    dataset is refused; the free space is checked before writing.
+    """
     from workbench import datasets
     from workbench.datasets.catalog import parse_param
 
     try:
         kwargs = dict(parse_param(name, p) for p in params)
-        out = datasets.make(name, _rows(rows), seed=seed, path=path, progress=progress, threads=threads,
+        out = datasets.make(name, rows, seed=seed, path=path, progress=progress, threads=threads,
                             verify=verify, **kwargs)
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
     except OSError as e:
-        raise click.ClickException(str(e)) from None
+        # "[Errno 28] ..." says nothing to a user; the message itself names the place and the fix
+        raise click.ClickException(e.strerror if e.strerror and not e.filename else str(e)) from None
     click.echo(str(out))

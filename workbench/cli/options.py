@@ -47,7 +47,8 @@ class RowCount(click.ParamType):
                               "100_000 or 1e5", param, ctx)
                 n = int(f)
         if n < self.minimum:
-            self.fail(f"{value!r}: give at least {self.minimum:_} rows", param, ctx)
+            self.fail(f"{value!r}: give at least {self.minimum:_} row{'' if self.minimum == 1 else 's'}",
+                      param, ctx)
         return n
 
 
