@@ -1,0 +1,155 @@
+"""Metrics computed where the predictions are: numpy on the host, cupy on the device.
+
+Each function takes arrays of one array module (``xp``) and returns a Python float, so
+a GPU fit pays no copy of its predictions to the host, only the final scalars. They
+follow scikit-learn's definitions (the tests compare them on the same predictions).
+
+>>> import numpy as np
+>>> accuracy(np.array([0, 1, 1]), np.array([0, 1, 0]))
+0.6666666666666666
+>>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+0.75
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def array_module(a):
+    """numpy or cupy, whichever ``a`` belongs to (no cupy import for numpy arrays)."""
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def accuracy(truth, predicted) -> float:
+    """Share of rows whose predicted label equals the true one."""
+    return float((truth.ravel() == predicted.ravel()).mean())
+
+
+def roc_auc(truth, score) -> float:
+    """Area under the ROC curve of a binary target (1 the positive class), ties averaged.
+
+    scikit-learn's construction: the ROC points at each distinct score, descending,
+    joined by straight lines (so tied scores count half).
+    """
+    xp = array_module(score)
+    score = score.ravel().astype(xp.float64)
+    order = xp.argsort(-score, kind="stable")
+    s, y = score[order], truth.ravel()[order].astype(xp.float64)
+    last = xp.concatenate([s[1:] != s[:-1], xp.ones(1, dtype=bool)])  # last row of each tie
+    ends = xp.nonzero(last)[0]
+    tps = xp.cumsum(y)[ends]
+    fps = (ends + 1).astype(xp.float64) - tps
+    pos, neg = tps[-1], fps[-1]
+    if float(pos) == 0 or float(neg) == 0:
+        return float("nan")  # one class only: the curve is undefined
+    tpr = xp.concatenate([xp.zeros(1), tps / pos])
+    fpr = xp.concatenate([xp.zeros(1), fps / neg])
+    return float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1])).sum() / 2)
+
+
+def log_loss(truth, proba) -> float:
+    """Mean negative log-likelihood of the true class (labels 0..k-1, ``proba`` (n, k)).
+
+    Probabilities are clipped to [eps, 1 - eps] of their float type, as scikit-learn does.
+    """
+    xp = array_module(proba)
+    proba = proba.astype(xp.float64) if proba.dtype != xp.float64 else proba
+    if proba.ndim == 1:
+        proba = xp.stack([1 - proba, proba], axis=1)
+    eps = np.finfo(np.float64).eps
+    proba = xp.clip(proba, eps, 1 - eps)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    picked = xp.take_along_axis(proba, truth.ravel().astype(xp.int64)[:, None], axis=1)
+    return float(-xp.log(picked).mean())
+
+
+def r2(truth, predicted) -> float:
+    """Coefficient of determination: 1 - residual sum of squares / total sum of squares."""
+    xp = array_module(predicted)
+    t = truth.ravel().astype(xp.float64)
+    p = predicted.ravel().astype(xp.float64)
+    total = float(((t - t.mean()) ** 2).sum())
+    residual = float(((t - p) ** 2).sum())
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0  # scikit-learn's convention for a constant target
+    return 1.0 - residual / total
+
+
+def rmse(truth, predicted) -> float:
+    """Root mean squared error."""
+    xp = array_module(predicted)
+    d = truth.ravel().astype(xp.float64) - predicted.ravel().astype(xp.float64)
+    return float(xp.sqrt((d * d).mean()))
+
+
+def inertia(X, centers, labels) -> float:
+    """Sum of squared distances of the rows to their cluster's centre."""
+    xp = array_module(X)
+    total = 0.0
+    for j in range(X.shape[1]):  # a column at a time: no (n, f) temporary
+        d = X[:, j].astype(xp.float64) - centers[labels, j].astype(xp.float64)
+        total += float((d * d).sum())
+    return total
+
+
+class Streamed:
+    """Metrics accumulated chunk by chunk, for a test set streamed past the device.
+
+    Sums stay on the host as Python floats (a few per chunk); AUC keeps the scores of
+    the test rows on the host, 8 bytes a row, since it needs them all ranked together.
+    """
+
+    def __init__(self, task: str, binary: bool = False):
+        self.task, self.binary = task, binary
+        self.n = 0
+        self.sums: dict[str, float] = {}
+        self.scores: list[np.ndarray] = []
+        self.truths: list[np.ndarray] = []
+
+    def _add(self, key: str, value: float) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+
+    def add(self, truth, predicted, proba=None, X=None, centers=None) -> None:
+        xp = array_module(predicted)
+        n = int(predicted.shape[0])
+        self.n += n
+        if self.task == "clustering":
+            self._add("inertia", inertia(X, centers, predicted.astype(xp.int64)))
+        elif self.task == "regression":
+            t, p = truth.ravel().astype(xp.float64), predicted.ravel().astype(xp.float64)
+            self._add("sse", ((t - p) ** 2).sum())
+            self._add("sy", t.sum())
+            self._add("syy", (t * t).sum())
+        else:
+            self._add("correct", (truth.ravel() == predicted.ravel()).sum())
+            if proba is not None:
+                self._add("nll", log_loss(truth, proba) * n)
+                if self.binary:
+                    p = proba[:, 1] if proba.ndim == 2 else proba
+                    self.scores.append(_host(p).astype(np.float64))
+                    self.truths.append(_host(truth).ravel())
+
+    def result(self) -> dict:
+        s, n = self.sums, max(self.n, 1)
+        if self.task == "clustering":
+            return {"inertia": s.get("inertia", 0.0)}
+        if self.task == "regression":
+            total = s["syy"] - s["sy"] ** 2 / n
+            out = {"r2": (1.0 - s["sse"] / total) if total > 0 else float(s["sse"] == 0),
+                   "rmse": float(np.sqrt(s["sse"] / n))}
+            return out
+        out = {"accuracy": s.get("correct", 0.0) / n}
+        if self.scores:
+            out["auc"] = roc_auc(np.concatenate(self.truths), np.concatenate(self.scores))
+        if "nll" in s:
+            out["log_loss"] = s["nll"] / n
+        return out
+
+
+def _host(a) -> np.ndarray:
+    return a.get() if hasattr(a, "get") else np.asarray(a)
