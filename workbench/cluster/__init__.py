@@ -12,6 +12,12 @@ the session's memory policy to the workers:
   processes;
 * ``wb.cluster("tcp://host:8786")``: a client of an existing scheduler (a lab's shared
   GPU workers, say); nothing is started, and closing the client leaves them running.
+  The scheduler must answer within ``timeout`` seconds, or a
+  :class:`~workbench.cluster.connect.ClusterConnectionError` names the address and the fix.
+
+Every worker started here runs :class:`~workbench.cluster.plugin.PolicyPlugin`: the
+session's memory policy (budget per worker, spilling, pinned host buffers) is applied
+on each worker, and again on a worker that the nanny restarts after it died.
 
 Asking for GPU workers where there is no GPU (or no dask-cuda) follows the fallback
 contract of the rest of the workbench: CPU workers with a warning, or an error with
@@ -25,9 +31,13 @@ import types
 
 from distributed import Client, LocalCluster
 
+from workbench.cluster.connect import (CONNECT_TIMEOUT, ClusterConnectionError, check_address,
+                                       check_count, check_memory_limit, check_timeout, probe)
+from workbench.cluster.plugin import RMM_OPTIONS, PolicyPlugin, worker_policy
 from workbench.session import current_session
 
-__all__ = ["cluster", "LocalClient", "BACKENDS"]
+__all__ = ["cluster", "LocalClient", "BACKENDS", "ClusterConnectionError", "PolicyPlugin",
+           "worker_policy"]
 
 BACKENDS = ("auto", "gpu", "cpu")
 
@@ -51,7 +61,7 @@ class LocalClient(Client):
 def cluster(address: str | None = None, *, backend: str = "auto", n_workers: int | None = None,
             threads_per_worker: int | None = None, memory_limit: str | int = "auto",
             dashboard_address: str | None = ":0", strict: bool | None = None,
-            **options) -> Client:
+            timeout: float | str = CONNECT_TIMEOUT, **options) -> Client:
     """A Dask client for this session's work.
 
     Parameters
@@ -69,6 +79,8 @@ def cluster(address: str | None = None, *, backend: str = "auto", n_workers: int
     strict : bool, optional
         Raise instead of starting CPU workers when GPU workers were asked for and cannot
         start. Defaults to the session's ``strict``.
+    timeout : float or str
+        Seconds (or ``"30s"``) allowed for reaching a scheduler and hearing back from it.
     **options
         More keyword arguments for ``LocalCUDACluster`` or ``LocalCluster``; for GPU
         workers they override the memory policy's.
@@ -85,24 +97,38 @@ def cluster(address: str | None = None, *, backend: str = "auto", n_workers: int
     ...     print(len(client.scheduler_info()["workers"]))
     2
     """
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    seconds = check_timeout(timeout)
     session = current_session()
     if address is not None:
-        client = Client(address)
+        address = check_address(address)
+        if n_workers is not None or threads_per_worker is not None or options:
+            raise ValueError("n_workers, threads_per_worker and worker options describe workers "
+                             f"started here; the scheduler at {address} has its own: pass "
+                             "either an address or worker options, not both")
+        probe(address, seconds)
+        client = Client(address, timeout=seconds)
         workers = len(client.scheduler_info().get("workers", {}))
         session.note(f"cluster: connected to the scheduler at {address} ({workers} workers)")
         return client
-    common = {"n_workers": n_workers, "threads_per_worker": threads_per_worker,
-              "memory_limit": memory_limit, "dashboard_address": dashboard_address}
+    common = {"n_workers": check_count("n_workers", n_workers),
+              "threads_per_worker": check_count("threads_per_worker", threads_per_worker),
+              "memory_limit": check_memory_limit(memory_limit),
+              "dashboard_address": dashboard_address}
     use_gpu = session.gpu if backend == "auto" else backend == "gpu"
     if use_gpu:
         started = _gpu_cluster(session, common, options, strict)
         if started is not None:
-            return LocalClient(started)
+            client = LocalClient(started, timeout=seconds)
+            own_rmm = any(k in options for k in RMM_OPTIONS)
+            client.register_plugin(PolicyPlugin.from_session(session, gpu=True, apply=not own_rmm))
+            return client
     local = LocalCluster(processes=True, **common, **options)
     session.note(f"cluster: {len(local.workers)} CPU workers ({local.scheduler_address})")
-    return LocalClient(local)
+    client = LocalClient(local, timeout=seconds)
+    client.register_plugin(PolicyPlugin.from_session(session, gpu=False))
+    return client
 
 
 def _gpu_cluster(session, common: dict, options: dict, strict: bool | None):
@@ -118,7 +144,11 @@ def _gpu_cluster(session, common: dict, options: dict, strict: bool | None):
         return None
     # Unset values take dask-cuda's defaults (one worker per visible GPU, one thread each).
     given = {k: v for k, v in common.items() if v is not None}
-    kwargs = {**session.policy.to_dask_cuda_kwargs(), **given, **options}
+    # The RMM resource is the policy's, set by PolicyPlugin on each worker (the same
+    # resources as in this process); dask-cuda keeps spilling and its memory limits.
+    policy_kwargs = {k: v for k, v in session.policy.to_dask_cuda_kwargs().items()
+                     if k not in RMM_OPTIONS}
+    kwargs = {**policy_kwargs, **given, **options}
     started = LocalCUDACluster(**kwargs)
     session.note(f"cluster: {len(started.workers)} GPU workers ({started.scheduler_address}), "
                  f"memory policy {session.policy.summary()}")
