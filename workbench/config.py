@@ -93,7 +93,9 @@ def budget(value=None):
 
 
 def data_home() -> Path:
-    """Where generated datasets are cached: ``WORKBENCH_DATA``, else the user cache folder."""
+    """Where generated datasets are cached: ``WORKBENCH_DATA``, else the user cache folder
+    that ``platformdirs`` names (``$XDG_CACHE_HOME/workbench`` or ``~/.cache/workbench`` on
+    Linux, ``~/Library/Caches/workbench`` on macOS, ``%LOCALAPPDATA%\\workbench\\Cache``)."""
     raw = os.environ.get(DATA)
     if raw:
         try:
@@ -105,11 +107,9 @@ def data_home() -> Path:
                 f"environment variable {DATA}={raw!r}: {raw.split('/')[0]!r} is not a user "
                 "of this machine; set it to a folder path")
         return path
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "workbench"
+    import platformdirs
+
+    return platformdirs.user_cache_path("workbench", appauthor=False)
 
 
 def problems() -> list[str]:

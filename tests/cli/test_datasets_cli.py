@@ -66,8 +66,9 @@ def test_make_into_the_cache_with_progress(data_home):
     "args, message",
     [
         (["make", "nope"], "available: h2o_groupby, h2o_join, taxi"),
-        (["make", "h2o_groupby", "--rows", "0"], "rows must be between 1 and 4_000_000_000 (got 0)"),
-        (["make", "h2o_groupby", "--rows", "ten"], "expected a number such as 10000000 or 1e7"),
+        (["make", "h2o_groupby", "--rows", "0"], "'--rows' / '-n': '0': give at least 1"),
+        (["make", "h2o_groupby", "--rows", "5e9"], "rows must be between 1 and 4_000_000_000 (got 5000000000)"),
+        (["make", "h2o_groupby", "--rows", "ten"], "'ten' is not a whole number of rows; write it as 100000"),
         (["make", "h2o_groupby", "-p", "k=1"], "parameter 'k' must be between 2 and 1_000_000 (got 1)"),
         (["make", "h2o_groupby", "-p", "k"], "expected KEY=VALUE with KEY one of its parameters (k=<int>, na=<float>, sort=<bool>)"),
         (["make", "h2o_groupby", "-p", "sort=maybe"], "'sort' must be true or false"),

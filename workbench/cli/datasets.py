@@ -9,15 +9,6 @@ import click
 from workbench.cli.options import ROWS
 
 
-def _rows(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value.replace("_", ""))
-    except ValueError:
-        raise click.BadParameter(f"expected a number such as 10000000 or 1e7, got {value!r}") from None
-
-
 @click.group("datasets", context_settings={"help_option_names": ["-h", "--help"]})
 def datasets_group() -> None:
     """Generated datasets: list the catalog, describe one, make (generate and cache) one."""

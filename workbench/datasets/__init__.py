@@ -5,10 +5,12 @@ top-level ``datasets/`` folder, installed as ``workbench/catalog``), in chunks a
 parallel, so a billion rows need no more than ~2 GB of memory. The same seed, parameters
 and row count give the same rows whatever the chunking, thread count or machine.
 
-Generated datasets are cached under ``WORKBENCH_DATA`` (default: ``~/.cache/workbench``,
-or ``$XDG_CACHE_HOME/workbench``) with a manifest of parameters, row counts and
-SHA-256 checksums; ``load`` and ``make`` reuse a valid cache and rebuild a partial,
-corrupted or outdated one.
+Generated datasets are cached under ``WORKBENCH_DATA`` (default: the user cache folder
+from ``platformdirs``: ``~/.cache/workbench`` or ``$XDG_CACHE_HOME/workbench`` on Linux)
+with a manifest of parameters, row counts and SHA-256 checksums, and Parquet page
+checksums inside the files; ``load`` and ``make`` reuse a valid cache and rebuild a
+partial, corrupted or outdated one. Builds of one dataset take turns (a file lock), check
+the free space first, and clean up after themselves when interrupted or terminated.
 
 >>> import workbench.datasets as wd
 >>> wd.list()
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from workbench.datasets import catalog as _catalog, store as _store
+from workbench.datasets import catalog as _catalog, guard as _guard, store as _store
 from workbench.datasets.catalog import UnknownDatasetError
 from workbench.datasets.store import DatasetWriteError, data_home
 
@@ -94,10 +96,12 @@ def make(name: str, rows=None, *, seed: int = 0, path: str | Path | None = None,
     seed : the random seed; same seed, rows and parameters give the same data.
     path : where to write; default the cache under ``WORKBENCH_DATA``. The manifest is
         written beside it as ``<path>.manifest.json``.
-    progress : show a progress bar (rows/s, ETA); default only when stderr is a terminal.
+    progress : show a progress bar (rows/s, ETA); default when stderr is a terminal or in a
+        Jupyter kernel (a widget there, via ``tqdm.auto``).
     threads : worker threads; default the cores, capped to keep memory under ~2 GB.
-    verify : re-hash whole files before reusing a dataset (default: when below 256 MB;
-        the footers and sizes are always checked).
+    verify : how a dataset found on disk is checked before it is reused: sizes and footers
+        always; whole-file SHA-256 unless False; None (default) skips files this process
+        already hashed and that have not changed since; True re-hashes every file.
     **params : the dataset's parameters, e.g. ``k=10, na=5, sort=True`` for h2o_groupby.
 
     Returns
@@ -114,19 +118,30 @@ def make(name: str, rows=None, *, seed: int = 0, path: str | Path | None = None,
     target = target.absolute()
     if _store.problem(target, ident, verify) is None:
         return target
+    _store.check_target(target, owned=path is None)
+    if path is None:
+        _guard.sweep(target.parent.parent)  # what killed builds of any dataset left in the cache
     plans = gen.plan(rows, seed, **params)
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = _progress_bar(f"{name} {target.name}", sum(p.rows for p in plans.values()), show)
-    try:
-        _store.build(target, ident, plans, layout=entry["layout"], owned=path is None, threads=threads,
-                     progress=bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
+    with _guard.terminated_cleanly():
+        bar = _progress_bar(f"{name} {target.name}", sum(p.rows for p in plans.values()), progress)
+        try:
+            _store.build(target, ident, plans, layout=entry["layout"], owned=path is None, threads=threads,
+                         progress=bar.update if bar is not None else None, verify=verify)
+        finally:
+            if bar is not None:
+                bar.close()
     return target
 
 
-def _progress_bar(desc: str, total: int, show: bool):
+def _in_notebook() -> bool:
+    """A Jupyter kernel: the test ``tqdm.auto`` makes to choose its widget bar."""
+    return "ipykernel.zmqshell" in sys.modules
+
+
+def _progress_bar(desc: str, total: int, progress: bool | None):
+    """``tqdm.auto``'s bar: a widget in a notebook, text on a terminal; by default none
+    elsewhere (a pipe or a log file would fill with carriage returns)."""
+    show = (_in_notebook() or sys.stderr.isatty()) if progress is None else bool(progress)
     if not show:
         return None
     from tqdm.auto import tqdm

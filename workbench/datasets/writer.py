@@ -9,6 +9,7 @@ processes. The file layout depends on the row count alone, never on the thread c
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -46,6 +47,40 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _options(plan: TablePlan) -> dict:
+    return dict(
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=list(plan.dictionary_columns) or False,
+        store_schema=False,  # readers then see plain strings, not dictionary/categorical columns
+        write_statistics=True,
+        # A CRC32 in every page header: readers that check them (pyarrow's
+        # page_checksum_verification, Spark, parquet-mr) refuse a flipped page instead of
+        # decoding it into wrong values. polars does not check them, so the cache also keeps
+        # a whole-file SHA-256 in the manifest (see store.problem).
+        write_page_checksum=True,
+    )
+
+
+SAMPLE_ROWS = 1 << 16  # rows written to memory to learn a table's bytes per row on disk
+
+
+def estimate_bytes(plan: TablePlan) -> int:
+    """Bytes the plan takes as Parquet, from a sample written to memory.
+
+    The sample is the plan's first rows, so value ranges that grow with the row count
+    (h2o's id3, join keys) are those of the full table; a small sample compresses a little
+    worse than full row groups, so the estimate errs on the large side.
+    """
+    n = min(plan.rows, SAMPLE_ROWS)
+    if n == 0:
+        return 0
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, plan.schema, **_options(plan)) as writer:
+        writer.write_table(plan.generate(0, n), row_group_size=n)
+    return int(buf.tell() * plan.rows / n)
+
+
 class Cancelled(Exception):
     """Another file of the same table failed, or the build was interrupted."""
 
@@ -55,14 +90,7 @@ def write_file(
     cancel: threading.Event | None = None,
 ) -> dict:
     """Rows [start, stop) of the plan into one Parquet file; its manifest record."""
-    options = dict(
-        compression="zstd",
-        compression_level=1,
-        use_dictionary=list(plan.dictionary_columns) or False,
-        store_schema=False,  # readers then see plain strings, not dictionary/categorical columns
-        write_statistics=True,
-    )
-    with pq.ParquetWriter(path, plan.schema, **options) as writer:
+    with pq.ParquetWriter(path, plan.schema, **_options(plan)) as writer:
         for a, b in iter_ranges(stop - start, ROW_GROUP):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(path.name)
