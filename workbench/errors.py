@@ -39,6 +39,17 @@ class DoesNotFit(WorkbenchError, MemoryError):
         self.needed, self.limit = needed, limit
 
 
+class BudgetTooSmall(WorkbenchError, MemoryError):
+    """The GPU budget cannot hold even the smallest piece a query can be split into.
+
+    ``smallest`` is the smallest budget (bytes) that would do; the message says how to set it.
+    """
+
+    def __init__(self, message: str, smallest: int):
+        super().__init__(message)
+        self.smallest = smallest
+
+
 class WorkbenchWarning(UserWarning):
     """Base class of every workbench warning."""
 

@@ -31,7 +31,10 @@ import time
 
 import polars as pl
 
-from workbench.errors import DoesNotFit, chained, is_out_of_memory
+from workbench.engine import plan as plans
+from workbench.engine import strategy
+from workbench.engine.split import run_split
+from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
 from workbench.frame.scan import feeding
 from workbench.frame.table import DeviceTable
@@ -90,16 +93,34 @@ def _collect(lf, engine, session, strict):
             session.fallback("collect", session._why_cpu(), strict=strict)
         return lf.collect()
     session.ensure_gpu()
-    # 1. the in-memory executor over resident columns: the fast path;
-    # 2. the streaming executor, still over resident columns, for operations only
-    #    it supports; over host chunks when the inputs do not fit the GPU;
-    # 3. polars on the CPU, with a warning (or an error with raise_on_fail).
-    try:
-        return _run_gpu(lf, session, "in-memory", resident=True)
-    except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
-        fits, why = _plan_retry(err, session)
-        _release(err)
-    session.note("collect: " + why)
+    # 1. the in-memory executor over resident columns: the fast path, while they fit;
+    # 2. beyond that, the plan split by key: each hash partition in memory;
+    # 3. the streaming executor, over resident columns for operations only it
+    #    supports, over host chunks when the inputs do not fit and the plan does not split;
+    # 4. polars on the CPU, with a warning (or an error with raise_on_fail).
+    info = plans.inspect(lf)
+    choice = strategy.choose(info, session.policy, session.resident_limit)
+    fits = True
+    if choice.executor == "in-memory":
+        try:
+            return _run_gpu(lf, session, "in-memory", resident=True)
+        except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
+            fits, why = _plan_retry(err, session)
+            _release(err)
+        session.note("collect: " + why)
+    if info.split is not None and (choice.executor == "split" or not fits):
+        count = choice.partitions if choice.executor == "split" else 2
+        try:
+            return _run_split(lf, info, count, session)
+        except BudgetTooSmall:
+            raise  # the budget is too small for any partition: say which would do
+        except Exception as err:  # noqa: BLE001 - an operation the GPU engine lacks
+            session.note(f"collect: the split plan cannot run on the GPU ({_reason(err)})")
+            _release(err)
+            fits = False
+    if choice.executor == "streaming":
+        session.note("collect: " + choice.reason)
+        fits = False
     try:
         return _run_gpu(lf, session, "streaming", resident=fits)
     except Exception as err:  # noqa: BLE001
@@ -107,6 +128,26 @@ def _collect(lf, engine, session, strict):
         _release(err)
     session.fallback("collect", reason, strict=strict)
     return lf.collect()
+
+
+def _run_split(lf, info, count: int, session) -> pl.DataFrame:
+    """The plan split by key, doubling the partitions after an out-of-memory failure."""
+    def one(part_lf):
+        return _to_polars(_run_gpu(part_lf, session, "in-memory", resident=False), session)
+
+    size = info.frame_bytes
+    while True:
+        session.note(f"collect: split by key into {count} partitions")
+        try:
+            return run_split(lf, info.split, count, one)
+        except Exception as err:  # noqa: BLE001
+            if not (is_out_of_memory(err) or _does_not_fit(err)):
+                raise
+            _release(err)
+            residency.cache(session).clear()
+        count *= 2
+        if count > strategy.MAX_PARTITIONS:
+            raise strategy.too_small(size, session.policy.device_memory or 0)
 
 
 def _plan_retry(err: BaseException, session) -> tuple[bool, str]:

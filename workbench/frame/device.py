@@ -256,3 +256,24 @@ def cupy_view(col):
 
 def synchronize() -> None:
     _check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize")
+
+
+# ------------------------------------------------------------ key partitions
+def partition_rows(chunks, keys: list[int], index: int, count: int) -> tuple[list, int]:
+    """The rows of hash partition ``index`` of ``count`` from ``chunks`` (lists of
+    columns, one chunk on the device at a time), hashed by the columns at ``keys``.
+
+    Returns the partition's columns and row count; only the partition's rows stay on
+    the device, so a frame far larger than the budget is split one chunk at a time.
+    """
+    uint32, bool8 = plc.DataType(plc.TypeId.UINT32), plc.DataType(plc.TypeId.BOOL8)
+    n, i = plc.Scalar.from_py(count, uint32), plc.Scalar.from_py(index, uint32)
+    pieces = []
+    for columns in chunks:
+        hashed = plc.hashing.murmurhash3_x86_32(plc.Table([columns[k] for k in keys]))
+        bucket = plc.binaryop.binary_operation(hashed, n, plc.binaryop.BinaryOperator.PYMOD, uint32)
+        mask = plc.binaryop.binary_operation(bucket, i, plc.binaryop.BinaryOperator.EQUAL, bool8)
+        pieces.append(plc.stream_compaction.apply_boolean_mask(plc.Table(columns), mask))
+        del hashed, bucket, mask
+    table = pieces[0] if len(pieces) == 1 else plc.concatenate.concatenate(pieces)
+    return table.columns(), table.num_rows()

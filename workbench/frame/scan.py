@@ -11,13 +11,20 @@ GPU engine, while :func:`workbench.collect` runs it, gets what the active
   from the frame's pinned host buffers only when the executor asks for it.
 
 The GPU engine called directly by polars (no feed) gets the host view and copies it
-itself. The feed is set by the engine for the duration of one GPU query, process-wide
+itself.
+
+Inside :func:`partitioning` (the engine's key split, see :mod:`workbench.engine.plan`)
+a scan yields only the rows of one hash partition of its key columns: on the GPU the
+partition's rows are gathered on the device, chunk by chunk from the host buffers
+when the columns are not resident, so one partition's worth of device memory is
+used, not the whole frame's. The feed is set by the engine for the duration of one GPU query, process-wide
 (cudf-polars may call the source from its own threads); GPU collects run one at a time.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -47,7 +54,17 @@ class GPUFeed:
     table: Callable
 
 
+@dataclass(frozen=True)
+class Partition:
+    """Rows ``index`` of ``count`` hash partitions, by ``keys[id(frame)]`` per frame."""
+
+    index: int
+    count: int
+    keys: dict
+
+
 _active: GPUFeed | None = None
+_partition: Partition | None = None
 _lock = threading.Lock()
 
 
@@ -63,12 +80,25 @@ def feeding(feed: GPUFeed):
             _active = None
 
 
+@contextmanager
+def partitioning(partition: Partition):
+    """Scans of the Frames in ``partition.keys`` yield one partition's rows inside the block."""
+    global _partition
+    _partition = partition
+    try:
+        yield partition
+    finally:
+        _partition = None
+
+
 def source(frame):
     """The polars IO-source function of ``frame`` (see the module docstring)."""
-
     def scan(with_columns, predicate, n_rows, batch_size):
         names = list(with_columns) if with_columns is not None else frame.columns
         feed = _active
+        part = _partition
+        if part is not None and id(frame) in part.keys:
+            return _partition_rows(frame, names, predicate, feed, part)
         # While a feed is active only cudf-polars calls this: it asks for
         # raise_on_fail, so polars' CPU engine never runs the plan meanwhile.
         if feed is not None and feed.resident:
@@ -90,7 +120,37 @@ def source(frame):
             return (df.slice(start, step) for start in range(0, max(df.height, 1), step))
         return iter([df])
 
+    scan.frame_ref = weakref.ref(frame)  # how a plan's scan is traced back to its Frame
     return scan
+
+
+def _partition_rows(frame, names, predicate, feed, part: Partition):
+    keys = list(part.keys[id(frame)])
+    if feed is None:  # polars on the CPU
+        df = frame.to_polars()
+        mask = df.select(pl.struct(keys).hash(seed=0) % part.count == part.index).to_series()
+        df = df.filter(mask).select(names)
+        return iter([df.filter(predicate) if predicate is not None else df])
+    from workbench.frame import device
+
+    wanted = list(dict.fromkeys(names + keys))
+    if frame._host is None or _fits_resident(frame, wanted):
+        columns = frame._device_columns(wanted)
+        chunks = [columns]
+    else:
+        chunks = DeviceChunks(frame, wanted, feed).columns()
+    picked, rows = device.partition_rows(chunks, [wanted.index(k) for k in keys], part.index,
+                                         part.count)
+    keep = [picked[wanted.index(n)] for n in names]
+    return iter([feed.table(keep, names, frame.schema, rows)])
+
+
+def _fits_resident(frame, names) -> bool:
+    from workbench.frame import residency
+
+    table = frame._table
+    needed = sum(table.column(n).nbytes for n in names)
+    return needed <= frame._session.resident_limit - residency.cache(frame._session).nbytes
 
 
 def _resident(frame, names, feed: GPUFeed):
@@ -142,11 +202,19 @@ class DeviceChunks:
         return self
 
     def __next__(self):
+        columns, rows = self._chunk(next(self.starts))
+        return self.feed.table(columns, self.names, self.frame.schema, rows)
+
+    def columns(self):
+        """The chunks as lists of pylibcudf columns, one chunk on the device at a time."""
+        for start in self.starts:
+            yield self._chunk(start)[0]
+
+    def _chunk(self, start: int):
         from workbench.frame import device
 
-        start = next(self.starts)
         log, unified = self.frame._session.transfers, self.frame._unified
         columns = [device.to_column(a.slice(start, self.step), n, zero_copy=unified, log=log)
                    for a, n in zip(self.arrays, self.names)]
         rows = min(self.step, len(self.frame) - start) if len(self.frame) else 0
-        return self.feed.table(columns, self.names, self.frame.schema, rows)
+        return columns, rows

@@ -1,0 +1,209 @@
+"""The key split (engine/plan.py, engine/split.py) and the choice of executor (strategy.py).
+
+The split is checked where it can be on any machine: the same plan run once per hash
+partition by polars on the CPU, answers compared with the whole plan's. The GPU runs
+the same partition queries with the in-memory executor (tests/engine/test_split_gpu.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import workbench as wb
+from tests.profiles import hardware_profile
+from tests.queries import QUERIES, table
+from workbench.engine import strategy
+from workbench.engine.plan import inspect
+from workbench.engine.split import run_split
+from workbench.errors import BudgetTooSmall
+from workbench.memory.policy import choose
+
+# Which of the shared queries split by key (the rest need every row at once).
+SPLITS = {"sum_by_k", "by_string", "join", "quantile"}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    wb.init(backend="cpu")
+    return wb.Frame.from_polars(table(3000))
+
+
+def _same(got: pl.DataFrame, want: pl.DataFrame, ordered: bool) -> None:
+    if not ordered:
+        got, want = got.sort(got.columns, nulls_last=True), want.sort(want.columns, nulls_last=True)
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_shared_queries_split_where_exact(frame, name):
+    lf = QUERIES[name](frame.lazy())
+    info = inspect(lf)
+    assert (info.split is not None) == (name in SPLITS), info.why_not
+    if info.split is not None:
+        for count in (2, 3, 8):
+            _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), True)
+
+
+def _natural(x, y):
+    """Plans as users write them, the db-benchmark's among them."""
+    return {
+        "top_k": x.group_by("id6").agg(pl.col("v3").top_k(2).alias("largest2")),
+        "corr": x.group_by("id2", "id4").agg((pl.corr("v1", "v2") ** 2).alias("r2")),
+        "median_std": x.group_by("id4", "id5").agg(pl.col("v3").median(), pl.col("v3").std().alias("sd")),
+        "high_card_top": x.group_by("id3").agg(pl.col("v1").sum().alias("s"))
+                          .sort("s", descending=True).head(10),
+        "every_key": x.group_by("id1", "id2", "id3", "id4", "id5", "id6")
+                      .agg(pl.col("v3").sum(), pl.len()),
+        "filtered_then_grouped": x.filter(pl.col("v1") > 2).with_columns(
+            (pl.col("v3") * 2).alias("v6")).group_by("id1").agg(pl.col("v6").mean()),
+        "after_group": x.group_by("id1").agg(pl.col("v1").sum()).with_columns(
+            (pl.col("v1") + 1).alias("w")).filter(pl.col("w") > 0),
+        "join_then_group": x.join(y, on="id1").group_by("id1").agg(pl.col("v2").sum(), pl.col("z").max()),
+        "left_join": x.join(y, on="id1", how="left").select("id1", "v1", "z"),
+        "three_tables": x.join(y, on="id1").join(y.select("id1", (pl.col("z") * 2).alias("z2")),
+                                                  on="id1").group_by("id1").agg(pl.col("z2").sum()),
+        "semi": x.join(y.filter(pl.col("z") > 3), on="id1", how="semi").group_by("id1").agg(pl.len()),
+        "quantile": x.group_by("id2").agg(pl.col("v3").quantile(0.9, "linear")),
+    }
+
+
+def _h2o(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    k = max(2, n // 50)
+    x = pl.DataFrame({
+        "id1": rng.integers(0, 8, n), "id2": rng.integers(0, 8, n), "id3": rng.integers(0, k, n),
+        "id4": rng.integers(0, 5, n).astype(np.int32), "id5": rng.integers(0, 5, n).astype(np.int32),
+        "id6": rng.integers(0, k, n).astype(np.int32),
+        "v1": rng.integers(1, 6, n).astype(np.int32), "v2": rng.integers(1, 16, n).astype(np.int32),
+        "v3": rng.uniform(0, 100, n).round(6),
+    })
+    y = pl.DataFrame({"id1": np.arange(8), "z": rng.integers(0, 10, 8)})
+    return x, y
+
+
+@pytest.mark.parametrize("name", sorted([
+    "top_k", "corr", "median_std", "high_card_top", "every_key", "filtered_then_grouped",
+    "after_group", "join_then_group", "left_join", "three_tables", "semi", "quantile"]))
+def test_natural_plans_split_and_agree(name):
+    wb.init(backend="cpu")
+    x, y = _h2o(5000, 1)
+    fx, fy = wb.Frame.from_polars(x), wb.Frame.from_polars(y)
+    lf = _natural(fx.lazy(), fy.lazy())[name]
+    info = inspect(lf)
+    assert info.split is not None, info.why_not
+    ordered = name == "high_card_top"
+    got = run_split(lf, info.split, 4, pl.LazyFrame.collect)
+    want = lf.collect()
+    if name == "top_k":  # a list per group: compare the lists as sorted values
+        got, want = (d.with_columns(pl.col("largest2").list.sort()) for d in (got, want))
+    if ordered:  # ties in s may order differently: compare the sums
+        assert got["s"].to_list() == want["s"].to_list()
+    else:
+        _same(got, want, False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 400), seed=st.integers(0, 2**16), count=st.integers(1, 9))
+def test_split_group_by_equals_whole(n, seed, count):
+    wb.init(backend="cpu")
+    x, _ = _h2o(n, seed)
+    lf = wb.Frame.from_polars(x).lazy().group_by("id1", "id4").agg(
+        pl.col("v3").median(), pl.col("v1").sum(), pl.len())
+    info = inspect(lf)
+    _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), False)
+
+
+def test_split_keys_follow_the_join_keys():
+    wb.init(backend="cpu")
+    x, y = _h2o(100, 0)
+    fx, fy = wb.Frame.from_polars(x), wb.Frame.from_polars(y)
+    info = inspect(fx.lazy().join(fy.lazy(), on="id1").group_by("id1", "id2").agg(pl.len()))
+    assert info.split.keys == {id(fx): ("id1",), id(fy): ("id1",)}
+    # grouped by keys that do not include the join key: no exact split
+    info = inspect(fx.lazy().join(fy.lazy(), on="id1").group_by("id2").agg(pl.len()))
+    assert info.split is None and "join" in info.why_not
+
+
+@pytest.mark.parametrize("plan, why", [
+    (lambda lf: lf.select(pl.col("v1").sum()), "not row by row"),
+    (lambda lf: lf.unique("id1"), "every row at once"),
+    (lambda lf: lf.group_by("id1", maintain_order=True).agg(pl.len()), "in order"),
+    (lambda lf: lf.group_by(pl.col("id1") % 2).agg(pl.len()), "expressions"),
+    (lambda lf: lf.with_columns(pl.col("v1").cum_sum()).group_by("id1").agg(pl.col("v1").max()),
+     "not row by row"),
+    (lambda lf: lf.group_by("id1").agg(pl.len()).sort("id1").slice(2, 3), "offset"),
+])
+def test_plans_that_do_not_split_say_why(plan, why):
+    wb.init(backend="cpu")
+    x, _ = _h2o(100, 0)
+    info = inspect(plan(wb.Frame.from_polars(x).lazy()))
+    assert info.split is None and why in info.why_not
+
+
+def test_inputs_and_bytes():
+    wb.init(backend="cpu")
+    x, _ = _h2o(1000, 0)
+    f = wb.Frame.from_polars(x)
+    info = inspect(f.lazy().group_by("id1").agg(pl.col("v3").sum()))
+    (inp,) = info.inputs
+    assert inp.frame is f and set(inp.columns) == {"id1", "v3"}
+    assert info.frame_bytes == x.select("id1", "v3").estimated_size()
+    assert not inspect(pl.LazyFrame(x).group_by("id1").agg(pl.len())).only_frames
+
+
+# ------------------------------------------------------------ the choice, per platform
+def _info(nbytes_rows: int, split: bool):
+    wb.init(backend="cpu")
+    f = wb.Frame.from_polars(pl.DataFrame({"k": np.zeros(nbytes_rows, np.int64)}))
+    lf = f.lazy().group_by("k").agg(pl.len()) if split else f.lazy().select(pl.col("k").sum())
+    return inspect(lf), f
+
+
+@pytest.mark.parametrize("name", ["gb10", "gh200"])
+def test_unified_memory_prefers_in_memory_while_host_memory_holds_it(name):
+    policy = choose(hardware_profile(name))
+    info, _ = _info(1000, split=True)
+    c = strategy.choose(info, policy, resident_limit=1)  # the resident limit does not bind there
+    assert c.executor == "in-memory" and c.moves == 0 and "in place" in c.reason
+
+
+@pytest.mark.parametrize("name", ["gb10", "gh200"])
+def test_unified_memory_splits_beyond_host_memory(name):
+    policy = choose(hardware_profile(name), budget="4kB")
+    info, _ = _info(1000, split=True)  # 8 kB of keys
+    c = strategy.choose(info, policy, resident_limit=10**12)
+    assert c.executor == "split" and c.partitions >= 2 and c.moves == 0
+
+
+def test_discrete_gpu_beyond_the_resident_limit_splits_or_streams():
+    policy = choose(hardware_profile("h100"), budget="64kB")
+    info, _ = _info(10_000, split=True)  # 80 kB
+    c = strategy.choose(info, policy, resident_limit=32_000)
+    assert c.executor == "split" and 80_000 / c.partitions <= 64_000 / strategy.PARTITION_SHARE
+    assert c.moves == 80_000 * c.partitions
+    info, _ = _info(10_000, split=False)
+    c = strategy.choose(info, policy, resident_limit=32_000)
+    assert c.executor == "streaming" and "does not split" in c.reason
+    info, _ = _info(1_000, split=True)
+    assert strategy.choose(info, policy, resident_limit=32_000).executor == "in-memory"
+
+
+def test_a_budget_too_small_for_any_partition_names_the_smallest_workable():
+    policy = choose(hardware_profile("h100"), budget="1kB")
+    info, _ = _info(2_000_000, split=True)  # 16 MB
+    with pytest.raises(BudgetTooSmall, match=r"smallest workable budget is about [\d.]+ [kMG]B"):
+        strategy.choose(info, policy, resident_limit=500)
+
+
+def test_explain_on_the_cpu():
+    wb.init(backend="cpu")
+    x, _ = _h2o(100, 0)
+    text = str(wb.explain(wb.Frame.from_polars(x).lazy().group_by("id1").agg(pl.col("v1").median())))
+    assert text.startswith("runs on the CPU") and "splits by key: yes" in text and "id1" in text
+    with pytest.raises(TypeError, match="LazyFrame"):
+        wb.explain(x)

@@ -1,0 +1,76 @@
+"""``wb.explain(lf)``: how :func:`workbench.collect` would run a query, without running it.
+
+>>> import polars as pl, workbench as wb
+>>> _ = wb.init(backend="cpu")
+>>> f = wb.Frame.from_polars(pl.DataFrame({"k": [1, 2, 1], "v": [1.0, 2.0, 3.0]}))
+>>> print(wb.explain(f.lazy().group_by("k").agg(pl.col("v").median())))  # doctest: +ELLIPSIS
+runs on the CPU with polars ...
+  splits by key: yes (Frame 3 rows by k)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from workbench.engine import plan as plans
+from workbench.engine import strategy
+from workbench.errors import BudgetTooSmall
+from workbench.session import current_session
+from workbench.sizes import format_bytes
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The plan :func:`workbench.collect` would choose: ``executor`` (``"cpu"``,
+    ``"in-memory"``, ``"split"``, ``"streaming"``), its ``partitions``, the ``inputs``
+    with their bytes, the host->device bytes it expects to move and why."""
+
+    executor: str
+    partitions: int
+    moves: int
+    reason: str
+    info: plans.PlanInfo
+
+    def __str__(self) -> str:
+        if self.executor == "cpu":
+            head = f"runs on the CPU with polars ({self.reason})"
+        else:
+            head = (f"runs on the GPU, {self.executor} executor"
+                    + (f", {self.partitions} partitions" if self.partitions > 1 else "")
+                    + f": {self.reason}; expects to move {format_bytes(self.moves)} host->device")
+        lines = [head]
+        for i in self.info.inputs:
+            cols = ", ".join(i.columns) if i.columns else "?"
+            lines.append(f"  input: {i.what} [{cols}] {format_bytes(i.nbytes)}")
+        split = self.info.split
+        if split is not None:
+            by = "; ".join(f"{i.what} by {', '.join(split.keys[id(i.frame)])}"
+                           for i in self.info.inputs if i.frame is not None and id(i.frame) in split.keys)
+            lines.append(f"  splits by key: yes ({by})")
+        else:
+            lines.append(f"  splits by key: no ({self.info.why_not})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+def explain(lf: pl.LazyFrame) -> Explanation:
+    """How ``workbench.collect(lf)`` would run ``lf`` in this session: where, with which
+    executor and partitions, over which inputs, moving how many bytes."""
+    if not isinstance(lf, pl.LazyFrame):
+        raise TypeError(f"explain takes a polars LazyFrame, got {type(lf).__name__}; "
+                        "use frame.lazy() or df.lazy() to make one")
+    session = current_session()
+    info = plans.inspect(lf)
+    if not session.gpu:
+        return Explanation("cpu", 1, 0, session._why_cpu(), info)
+    try:
+        c = strategy.choose(info, session.policy, session.resident_limit)
+    except BudgetTooSmall as err:
+        return Explanation("cpu", 1, 0, f"does not fit the GPU budget: {err}", info)
+    return Explanation(c.executor, c.partitions, c.moves, c.reason, info)

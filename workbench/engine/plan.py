@@ -1,0 +1,314 @@
+"""What a polars plan asks of the GPU: its Frame inputs, and whether it splits by key.
+
+:func:`inspect` reads the optimised plan through polars' own IR view (the
+``NodeTraverser`` that the polars GPU engine reads too), without running it. It finds
+
+* the plan's inputs: each Frame scan with the columns it projects, and the bytes
+  they take (file scans and in-memory polars frames are listed without Frames);
+* a **key split** when one exists: a way to run the plan as ``n`` independent
+  queries, query ``i`` seeing only the rows whose key columns hash to ``i``, whose
+  results, concatenated (then sorted and sliced again when the plan ends with a
+  sort or a limit), are the plan's answer. That holds when every group of a
+  group-by, every match of a join and every window of an ``over`` lies within one
+  partition: the group keys, the join keys and the window keys include the
+  partition keys, and everything between them and the scans works row by row.
+
+The split is what lets any aggregation (median, quantiles, ``top_k``, ``corr``, a
+result of ~all rows) run in memory on the GPU over data far larger than its budget:
+each partition's rows and groups fit where the whole does not.
+
+>>> import polars as pl, workbench as wb
+>>> f = wb.Frame.from_polars(pl.DataFrame({"k": [1, 2, 1], "v": [1.0, 2.0, 3.0]}))
+>>> info = inspect(f.lazy().group_by("k").agg(pl.col("v").median()).sort("k"))
+>>> info.split.keys[id(f)], info.split.sort
+(('k',), (('k',), (False,), (False,), False))
+>>> inspect(f.lazy().select(pl.col("v").sum())).why_not
+'a select that is not row by row (an aggregation or a window)'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Input:
+    """One scan of the plan: a Frame (or None for files and polars frames) and its columns."""
+
+    frame: object | None
+    columns: tuple[str, ...]
+    nbytes: int | None
+    what: str
+
+
+@dataclass(frozen=True)
+class Split:
+    """How to run the plan key-partitioned (see the module docstring).
+
+    ``keys`` maps ``id(frame)`` to the columns its rows are hashed by; ``sort`` is
+    ``(by, descending, nulls_last, maintain_order)`` to apply again to the
+    concatenated result, ``limit`` the row count to keep after it.
+    """
+
+    keys: dict[int, tuple[str, ...]]
+    sort: tuple | None = None
+    limit: int | None = None
+
+    def finish(self, parts: list[pl.DataFrame]) -> pl.DataFrame:
+        """The plan's answer from its partitions' answers."""
+        out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+        if self.sort is not None:
+            by, descending, nulls_last, stable = self.sort
+            out = out.sort(list(by), descending=list(descending), nulls_last=list(nulls_last),
+                           maintain_order=stable)
+        return out.head(self.limit) if self.limit is not None else out
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    inputs: tuple[Input, ...]
+    split: Split | None
+    why_not: str = ""
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of Frame columns the plan reads (each scan counted once)."""
+        return sum(i.nbytes or 0 for i in self.inputs if i.frame is not None)
+
+    @property
+    def only_frames(self) -> bool:
+        return all(i.frame is not None for i in self.inputs)
+
+
+class _NoSplit(Exception):
+    pass
+
+
+def inspect(lf: pl.LazyFrame) -> PlanInfo:
+    """Inputs and key split of ``lf``'s optimised plan (see the module docstring)."""
+    nt = lf._ldf.visit()
+    inputs = _inputs(nt, nt.get_node())
+    nt.set_node(_root(nt))
+    try:
+        return PlanInfo(tuple(inputs), _split(nt))
+    except _NoSplit as why:
+        return PlanInfo(tuple(inputs), None, str(why))
+
+
+def _root(nt) -> int:
+    return nt.get_node()
+
+
+def _inputs(nt, node: int) -> list[Input]:
+    nt.set_node(node)
+    ir = nt.view_current_node()
+    found: list[Input] = []
+    if type(ir).__name__ in ("PythonScan", "Scan", "DataFrameScan"):
+        found.append(_input(ir))
+    for child in nt.get_inputs():
+        found.extend(_inputs(nt, child))
+        nt.set_node(node)
+    return found
+
+
+def _input(ir) -> Input:
+    kind = type(ir).__name__
+    frame = _frame_of(ir) if kind == "PythonScan" else None
+    if frame is None:
+        return Input(None, (), None, "a file scan" if kind == "Scan" else "a polars frame")
+    names = tuple(ir.options[1]) if ir.options[1] is not None else tuple(frame.columns)
+    return Input(frame, names, _column_bytes(frame, names), f"Frame {len(frame):,} rows")
+
+
+def _frame_of(scan_ir):
+    """The Frame behind a PythonScan made by ``Frame.lazy()``, or None."""
+    wrap = scan_ir.options[0]
+    for cell in getattr(wrap, "__closure__", None) or ():
+        ref = getattr(cell.cell_contents, "frame_ref", None)
+        if ref is not None:
+            return ref()
+    return None
+
+
+def _column_bytes(frame, names) -> int:
+    if frame._host is None:
+        return 0  # a result kept on the device: it moves nothing
+    table = frame._table
+    return sum(table.column(n).nbytes for n in names)
+
+
+# -------------------------------------------------------------------- the key split
+_UPPER = ("Sort", "Slice", "Filter", "HStack", "Select", "SimpleProjection")
+
+
+def _split(nt) -> Split:
+    """Walk down from the root: sorts, limits and row-wise steps, then a splitting step."""
+    sort, limit, keys = None, None, {}
+    while True:
+        ir = nt.view_current_node()
+        kind = type(ir).__name__
+        if kind == "Sort":
+            if sort is not None or limit is not None:
+                raise _NoSplit("more than one sort or limit at the end of the plan")
+            sort, limit = _sort_of(nt, ir), _slice_len(ir.slice)
+        elif kind == "Slice":
+            if limit is not None or ir.offset != 0:
+                raise _NoSplit("a limit with an offset, or two limits")
+            limit = ir.len
+        elif kind in ("GroupBy", "Join"):
+            _need(nt, nt.get_node(), None, keys)
+            return Split(keys, sort, limit)
+        elif kind in _UPPER:
+            _row_wise(nt, ir, kind)
+        else:
+            raise _NoSplit("the plan ends in a whole-frame aggregation or another "
+                           f"operation that needs every row at once ({kind})")
+        (child,) = nt.get_inputs()
+        nt.set_node(child)
+
+
+def _sort_of(nt, ir) -> tuple:
+    by = tuple(_column(nt, e) for e in ir.by_column)
+    if None in by:
+        raise _NoSplit("a sort by an expression, not a column")
+    stable, nulls_last, descending = ir.sort_options  # polars: (maintain_order, nulls_last, descending)
+    n = len(by)
+    return by, tuple(descending) * (n if len(descending) == 1 else 1), \
+        tuple(nulls_last) * (n if len(nulls_last) == 1 else 1), bool(stable)
+
+
+def _slice_len(slice_) -> int | None:
+    if slice_ is None:
+        return None
+    offset, length = slice_[0], slice_[1]
+    if offset != 0:
+        raise _NoSplit("a limit with an offset")
+    return length
+
+
+def _need(nt, node: int, allowed, keys: dict) -> None:
+    """Make ``node``'s output partitioned by columns; ``allowed`` is the set the step
+    above accepts (None: any) or the exact tuple it fixed."""
+    nt.set_node(node)
+    ir = nt.view_current_node()
+    kind = type(ir).__name__
+    if kind == "GroupBy":
+        names = tuple(_column(nt, e) for e in ir.keys)
+        if None in names or ir.apply or ir.maintain_order:
+            raise _NoSplit("a group-by by expressions, in order, or with a function")
+        if getattr(ir.options, "slice", None) is not None:
+            raise _NoSplit("a limit inside a group-by")
+        _need(nt, ir.input, _narrow(allowed, names), keys)
+    elif kind == "Join":
+        how = ir.options[0]
+        if how not in ("Inner", "Left", "Right", "Full", "Semi", "Anti"):
+            raise _NoSplit(f"a {how.lower()} join")
+        left = tuple(_column(nt, e) for e in ir.left_on)
+        right = tuple(_column(nt, e) for e in ir.right_on)
+        if None in left or None in right:
+            raise _NoSplit("a join on expressions, not columns")
+        if allowed is not None and not (set(left) <= set(allowed) if isinstance(allowed, frozenset)
+                                        else left == allowed):
+            raise _NoSplit("a join on keys the steps above do not group by")
+        _need(nt, ir.input_left, left, keys)
+        _need(nt, ir.input_right, right, keys)
+    elif kind in ("Filter", "HStack", "Select", "SimpleProjection"):
+        fixed = _row_wise(nt, ir, kind, allowed)
+        _need(nt, ir.input, fixed, keys)
+    elif kind == "PythonScan":
+        _scan(ir, allowed, keys)
+    else:
+        raise _NoSplit(f"a step that cannot run by key partition ({kind})")
+
+
+def _narrow(allowed, names: tuple[str, ...]):
+    """The keys a group-by by ``names`` can be split by, given what is allowed above."""
+    if allowed is None:
+        return frozenset(names)
+    if isinstance(allowed, frozenset):
+        common = allowed & set(names)
+        if not common:
+            raise _NoSplit("group-bys by disjoint keys")
+        return frozenset(common)
+    if not set(allowed) <= set(names):
+        raise _NoSplit("a group-by by keys that do not include the join keys above it")
+    return allowed
+
+
+def _scan(ir, allowed, keys: dict) -> None:
+    frame = _frame_of(ir)
+    if frame is None:
+        raise _NoSplit("a scan of a file or a polars frame (only Frames are split by key)")
+    names = tuple(ir.options[1]) if ir.options[1] is not None else tuple(frame.columns)
+    chosen = tuple(n for n in names if n in allowed) if isinstance(allowed, frozenset) else allowed
+    if not chosen or not set(chosen) <= set(names):
+        raise _NoSplit("a scan without the partition keys")
+    if keys.setdefault(id(frame), chosen) != chosen:
+        raise _NoSplit("one Frame scanned twice with different keys")
+
+
+def _column(nt, named) -> str | None:
+    e = nt.view_expression(named.node)
+    return e.name if type(e).__name__ == "Column" else None
+
+
+# ------------------------------------------------------------------ row-wise steps
+# Functions that compute each row from that row alone (polars' names for them).
+_ROW_WISE = {"abs", "round", "floor", "ceil", "fill_null", "fill_nan", "pow", "sqrt", "log",
+             "log1p", "exp", "clip", "sign", "replace", "replace_strict", "coalesce",
+             "min_horizontal", "max_horizontal", "sum_horizontal", "mean_horizontal",
+             "dynamic_pred", "negate", "not_"}
+_NOT_ROW_WISE = {"IsUnique", "IsDuplicated", "IsFirstDistinct", "IsLastDistinct", "Any", "All",
+                 "ConcatVertical", "Join"}
+
+
+def _row_wise(nt, ir, kind: str, allowed=None):
+    """Check a step works row by row; return the keys its input must be split by."""
+    if kind == "Filter":
+        exprs = [ir.predicate]
+    elif kind in ("HStack", "Select"):
+        exprs = list(ir.exprs if kind == "HStack" else ir.expr)
+    else:
+        return allowed
+    if not all(_expr_row_wise(nt, e.node) for e in exprs):
+        raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation or a window)")
+    if allowed is None or kind == "Filter":
+        return allowed
+    # Keys must reach the step above unchanged: a Select keeps a key as itself,
+    # an HStack must not overwrite it.
+    passed = {e.output_name: _column(nt, e) for e in exprs}
+    keep = (lambda n: passed.get(n) == n) if kind == "Select" else \
+        (lambda n: n not in passed or passed[n] == n)
+    if isinstance(allowed, frozenset):
+        kept = frozenset(n for n in allowed if keep(n))
+        if not kept:
+            raise _NoSplit(f"a {kind.lower()} that replaces the keys")
+        return kept
+    if not all(keep(n) for n in allowed):
+        raise _NoSplit(f"a {kind.lower()} that replaces the join keys")
+    return allowed
+
+
+def _expr_row_wise(nt, node: int) -> bool:
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Column", "Literal"):
+        return True
+    if kind == "BinaryExpr":
+        return _expr_row_wise(nt, e.left) and _expr_row_wise(nt, e.right)
+    if kind == "Cast":
+        return _expr_row_wise(nt, e.expr)
+    if kind == "Ternary":
+        return all(_expr_row_wise(nt, n) for n in (e.predicate, e.truthy, e.falsy))
+    if kind == "Function":
+        head = e.function_data[0]
+        if isinstance(head, str):
+            ok = head in _ROW_WISE
+        else:  # an enum member such as StringFunction.Contains
+            ok = type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
+                and str(head).rsplit(".", 1)[-1] not in _NOT_ROW_WISE
+        return ok and all(_expr_row_wise(nt, n) for n in e.input)
+    return False
+

@@ -1,0 +1,82 @@
+"""How a GPU query is run, chosen from its plan and the memory policy (a pure function).
+
+* **in-memory**: cudf-polars' in-memory executor over the frames' columns, made
+  resident on the device (views of the host buffers on unified memory). The fast
+  path, chosen while the columns fit: on a discrete GPU within the resident limit;
+  on unified memory (DGX Spark, Grace Hopper) while they fit the memory the GPU
+  shares with the CPU, since nothing is copied there.
+* **split**: the plan run once per hash partition of its keys (see
+  :mod:`workbench.engine.plan`), each partition in memory, results gathered on the
+  host. Chosen beyond that when the plan splits by key: any aggregation, join or
+  window then runs on the GPU within the budget.
+* **streaming**: cudf-polars' streaming executor over chunks of the host buffers, for
+  plans that do not split by key.
+
+>>> from workbench.engine.plan import PlanInfo, Split
+>>> p = partitions_for(40 * 2**30, device_memory=2**30)
+>>> p, 40 * 2**30 // p <= 2**30 // 8
+(512, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.errors import BudgetTooSmall
+from workbench.sizes import format_bytes
+
+#: One partition's input may take this share of the device memory: the rest holds
+#: its intermediates (a join or sort needs a few times its input) and the next chunk.
+PARTITION_SHARE = 8
+MAX_PARTITIONS = 1024
+
+
+@dataclass(frozen=True)
+class Choice:
+    executor: str  # "in-memory", "split" or "streaming"
+    partitions: int
+    reason: str
+    moves: int  # host->device bytes expected
+
+
+def choose(info, policy, resident_limit: int) -> Choice:
+    """The way to run the plan described by ``info`` (a :class:`~workbench.engine.plan.PlanInfo`)."""
+    size = info.frame_bytes
+    unified = policy.host_buffers == "unified"
+    if not info.only_frames or not info.inputs:
+        return Choice("in-memory", 1, "the plan reads files or polars frames: in memory first",
+                      size)
+    room = (policy.device_memory or 0) // 2 if unified else resident_limit
+    if size <= room:
+        where = ("fits the memory the GPU shares with the CPU (read in place, nothing copied)"
+                 if unified else "fits the resident limit")
+        return Choice("in-memory", 1, f"{format_bytes(size)} of columns {where}",
+                      0 if unified else size)
+    over = f"{format_bytes(size)} of columns exceed {format_bytes(room)}"
+    if info.split is not None:
+        count = partitions_for(size, policy.device_memory or room)
+        return Choice("split", count, f"{over}: split into {count} partitions by key",
+                      0 if unified else size * count)
+    return Choice("streaming", 1, f"{over} and the plan does not split by key "
+                  f"({info.why_not}): streaming executor over chunks", 0 if unified else size)
+
+
+def partitions_for(nbytes: int, device_memory: int) -> int:
+    """Partitions (a power of two) so each one's input is ≤ 1/PARTITION_SHARE of the device."""
+    target = max(1, device_memory // PARTITION_SHARE)
+    count = 2
+    while nbytes / count > target:
+        count *= 2
+    if count > MAX_PARTITIONS:
+        raise too_small(nbytes, device_memory)
+    return count
+
+
+def too_small(nbytes: int, device_memory: int) -> BudgetTooSmall:
+    """The error for a budget too small for the smallest partition of ``nbytes``."""
+    need = max(2 * device_memory, nbytes * PARTITION_SHARE // MAX_PARTITIONS)
+    return BudgetTooSmall(f"a GPU budget of {format_bytes(device_memory)} is too small for this query over "
+            f"{format_bytes(nbytes)} of columns, even in {MAX_PARTITIONS} partitions; the smallest "
+            f"workable budget is about {format_bytes(need)}: set wb.init(budget=...) or "
+            "WORKBENCH_GPU_BUDGET to at least that, or run it on the CPU (engine='streaming')",
+                          need)
