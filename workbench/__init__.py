@@ -1,7 +1,9 @@
 """workbench: polars on the CPU, RAPIDS on the GPU, over one copy of the data.
 
 ``import workbench`` is cheap and safe on any machine: nothing here imports a GPU
-library, and the submodules load on first use.
+library, and the submodules load on first use (a table of names below rather than
+``lazy_loader``, which would be one more dependency for the same twenty lines).
+In a notebook, ``%load_ext workbench`` starts the session and adds the ``%%wb`` magic.
 
 >>> import workbench as wb
 >>> s = wb.init(backend="cpu")
@@ -24,6 +26,7 @@ _LAZY = {
     "doctor": ("workbench.diagnostics", "doctor"),
     "Frame": ("workbench.frame", "Frame"),
     "collect": ("workbench.engine", "collect"),
+    "explain": ("workbench.engine.explain", "explain"),
     "cluster": ("workbench.cluster", "cluster"),
     "monitor": ("workbench.lab.monitor", "monitor"),
     "config": ("workbench.config", None),
@@ -35,6 +38,20 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext workbench``: start the session and add the ``%%wb`` cell magic
+    (see :mod:`workbench.diagnostics.notebook`)."""
+    from workbench.diagnostics.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from workbench.diagnostics.notebook import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def __getattr__(name: str):
