@@ -128,3 +128,168 @@ def _median(answer, *, data):
 
     same_rows(answer, _lazy(data).group_by("id4", "id5").agg(pl.col("v3").median()).collect(),
               rel=1e-9)
+
+
+# --- lesson 4: preprocessing in polars, training on the GPU ------------------------
+
+@exercise("lesson-4/ex-1", "the frame with a speed_mph column: miles per hour of each trip "
+          "(data=features)", ("data",))
+def _speed(answer, *, data):
+    got = same_height(answer, data)
+    for column in ("trip_distance", "duration_min", "speed_mph"):
+        if column not in got.columns:
+            raise WrongAnswer(f"keep the column {column!r} in the frame")
+    want = got["trip_distance"].to_numpy() / (got["duration_min"].to_numpy() / 60)
+    if not np.allclose(got["speed_mph"].to_numpy(), want, rtol=1e-5):
+        raise WrongAnswer("speed_mph should be miles per hour: the duration is in minutes")
+
+
+def same_height(answer, data):
+    from workbench.lab.exercises import polars_frame
+
+    got = polars_frame(answer)
+    if got.height != len(data):
+        raise WrongAnswer(f"the frame has {got.height:,} rows; a feature keeps every row of the data")
+    return got
+
+
+def _no_leak(model, target):
+    if model.target != target:
+        raise WrongAnswer(f"predict {target!r}")
+    leaks = LEAKS & set(model.features)
+    if leaks:
+        raise WrongAnswer(f"{', '.join(sorted(leaks))} contain the answer (target leakage): "
+                          "leave them out")
+
+
+@exercise("lesson-4/ex-2", "a tip model on held-out rows with AUC at least 0.85, without leakage")
+def _tip_model(answer):
+    model = _model(answer)
+    _no_leak(model, "tipped")
+    if model.metrics.get("auc", 0) < 0.85:
+        raise WrongAnswer("its AUC is below 0.85: which feature tells card trips from cash ones?")
+
+
+@exercise("lesson-4/ex-3", "the accuracy of `model` on `data`, from its predictions "
+          "(model=..., data=...)", ("model", "data"))
+def _accuracy(answer, *, model, data):
+    from workbench.lab.exercises import polars_frame
+
+    truth = polars_frame(data)[model.target].to_numpy()
+    close(answer, float(np.mean(np.asarray(model.predict(data)) == truth)), "the accuracy",
+          rel=1e-6, abs=1e-9, hint="Compare the predictions with the target, row by row")
+
+
+# --- lesson 5: training larger than the GPU ----------------------------------------
+
+@exercise("lesson-5/ex-1", "the models wb.ml.fit trains beyond the budget (a list of names)")
+def _beyond(answer):
+    from workbench.ml import outofcore
+
+    got, want = set(_names(answer, "the answer")), set(outofcore.BEYOND_BUDGET)
+    if got - want:
+        raise WrongAnswer(f"{', '.join(sorted(got - want))} cannot run beyond the budget: "
+                          "read the DoesNotFit message again")
+    if want - got:
+        raise WrongAnswer(f"{len(want - got)} more run beyond the budget: read the DoesNotFit message")
+
+
+@exercise("lesson-5/ex-2", "[intercept, coefficients...] of a linear regression on the training "
+          "rows, accumulated chunk by chunk (data=, features=, target=)", ("data", "features", "target"))
+def _streamed_linear(answer, *, data, features, target):
+    from workbench.ml.split import held_out
+
+    df = data.to_polars() if hasattr(data, "to_polars") else data
+    train = ~held_out(0, df.height, 0.2, seed=0)
+    x = df.select(features).to_numpy().astype(np.float64)[train]
+    y = df[target].to_numpy().astype(np.float64)[train]
+    want, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(x)), x]), y, rcond=None)
+    got = np.asarray(answer, dtype=np.float64).ravel()
+    if got.shape != want.shape:
+        raise WrongAnswer(f"answer with {len(want)} numbers: the intercept, then one per feature")
+    if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
+        raise WrongAnswer("the numbers differ from the exact fit: accumulate XᵀX and Xᵀy over the "
+                          "training chunks (with a column of ones), then solve once")
+
+
+# --- lesson 6: unified memory ------------------------------------------------------
+
+MACHINES = {"gb10": "integrated-coherent", "gh200": "coherent", "h100": "discrete"}
+
+
+@exercise("lesson-6/ex-1", "host buffers per machine: {'gb10': ..., 'gh200': ..., 'h100': ...}")
+def _host_buffers(answer):
+    from workbench.memory import ROWS
+
+    if not isinstance(answer, dict) or set(answer) != set(MACHINES):
+        raise WrongAnswer(f"answer with a dict with the keys {sorted(MACHINES)}")
+    for machine, platform in MACHINES.items():
+        if str(answer[machine]).strip().lower() != ROWS[platform].host_buffers:
+            raise WrongAnswer(f"{machine}: look at the policy chosen for its profile "
+                              "(host buffers), or at its row of wb.memory.ROWS")
+
+
+@exercise("lesson-6/ex-2", "bytes copied to the GPU by to_cupy of a 1,000,000-row float32 column: "
+          "{'gb10': ..., 'h100': ...}")
+def _zero_copy(answer):
+    if not isinstance(answer, dict) or set(answer) != {"gb10", "h100"}:
+        raise WrongAnswer("answer with a dict with the keys 'gb10' and 'h100' (numbers of bytes)")
+    same_digest({k: number(v, k) for k, v in answer.items()},
+                "27895f397d64f24a67fb08be7aaf9505f16c4a14abdc8e0f018801d8f5159a73",
+                "one machine reads the column in place, the other copies each byte once")
+
+
+@exercise("lesson-6/ex-3", "the share of the machine's available memory this process holds "
+          "(snapshot=shot)", ("snapshot",))
+def _read_monitor(answer, *, snapshot):
+    close(answer, snapshot.host_rss / snapshot.host_available, "the share", rel=1e-3,
+          hint="Divide the host line's two numbers (as bytes, not as text)")
+
+
+# --- lesson 7: Dask ----------------------------------------------------------------
+
+@exercise("lesson-7/ex-1", "sum of v1 and number of rows per id1, columns id1, v1, n (data=x)", ("data",))
+def _dask_sum(answer, *, data):
+    import polars as pl
+
+    same_rows(answer, _lazy(data).group_by("id1").agg(pl.col("v1").sum(), n=pl.len()).collect())
+
+
+@exercise("lesson-7/ex-2", "the mean of v3 per id4 from per-partition sums and counts, columns "
+          "id4, v3 (data=x)", ("data",))
+def _dask_mean(answer, *, data):
+    import polars as pl
+
+    same_rows(answer, _lazy(data).group_by("id4").agg(pl.col("v3").mean()).collect(), rel=1e-9)
+
+
+# --- lesson 8: capstone ------------------------------------------------------------
+
+@exercise("lesson-8/ex-1", "the mean tip as a percentage of the fare, card trips, by pickup hour: "
+          "columns hour, tip_pct (data=trips)", ("data",))
+def _tip_pct(answer, *, data):
+    import polars as pl
+
+    reference = (_lazy(data).filter(pl.col("payment_type") == "card")
+                 .group_by(hour=pl.col("pickup_datetime").dt.hour().cast(pl.Int32))
+                 .agg(tip_pct=(100 * pl.col("tip_amount") / pl.col("fare_amount")).mean()).collect())
+    same_rows(answer, reference, rel=1e-6)
+
+
+@exercise("lesson-8/ex-2", "a fare model with R² at least 0.95 on held-out rows, without leakage")
+def _fare_model(answer):
+    model = _model(answer)
+    _no_leak(model, "fare_amount")
+    if model.metrics.get("r2", 0) < 0.95:
+        raise WrongAnswer("its R² is below 0.95: what does the meter charge for, besides distance?")
+
+
+@exercise("lesson-8/ex-3", "the pickup hour with the most airport trips (data=trips)", ("data",))
+def _airport_hour(answer, *, data):
+    import polars as pl
+
+    counts = (_lazy(data).filter(pl.col("pickup_zone").is_in([1, 2]) | pl.col("dropoff_zone").is_in([1, 2]))
+              .group_by(hour=pl.col("pickup_datetime").dt.hour()).len().collect())
+    best = counts.filter(pl.col("len") == pl.col("len").max())["hour"].to_list()
+    if int(number(answer, "the hour")) not in best:
+        raise WrongAnswer("count the trips to or from zones 1 and 2 per pickup hour")
