@@ -1,0 +1,74 @@
+"""Plans over frames several times the GPU budget run on the GPU, split by key.
+
+Runs in a fresh interpreter: a memory budget is applied once per process. Every query
+is asked with ``raise_on_fail=True`` (no CPU fallback allowed), its answer compared
+with polars on the CPU, and the device's peak (RMM statistics) with the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+CHILD = textwrap.dedent("""
+    import json
+    import numpy as np, polars as pl
+    import workbench as wb
+    from polars.testing import assert_frame_equal
+    from workbench import memory
+
+    s = wb.init(backend="gpu", budget="256MB")
+    rng = np.random.default_rng(0)
+    n = 40_000_000  # 40e6 x (4 + 4 + 8 + 8) bytes = 960 MB: ~4x the budget
+    x = pl.DataFrame({"id1": rng.integers(0, 100, n).astype(np.int32),
+                      "id3": rng.integers(0, n // 10, n).astype(np.int32),
+                      "v1": rng.normal(size=n), "v3": rng.uniform(0, 100, n)})
+    y = pl.DataFrame({"id1": np.arange(100, dtype=np.int32), "z": rng.normal(size=100)})
+    fx, fy = wb.Frame.from_polars(x), wb.Frame.from_polars(y)
+    queries = {
+        "median_by_high_card": lambda x, y: x.group_by("id3").agg(pl.col("v3").median()),
+        "quantile_std": lambda x, y: x.group_by("id1").agg(pl.col("v1").quantile(0.9), pl.col("v3").std()),
+        "top_groups": lambda x, y: x.group_by("id3").agg(pl.col("v1").sum().alias("s"))
+                                     .sort("s", descending=True).head(5),
+        "join_then_group": lambda x, y: x.join(y, on="id1").group_by("id1")
+                                          .agg((pl.col("v1") * pl.col("z")).sum().alias("vz")),
+        "result_larger_than_budget": lambda x, y: x.group_by("id3", "id1").agg(pl.col("v3").sum()),
+    }
+    out = {}
+    for name, q in queries.items():
+        mark = len(s.log)
+        got = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True)
+        want = q(x.lazy(), y.lazy()).collect()
+        if name != "top_groups":
+            got, want = got.sort(got.columns), want.sort(want.columns)
+        try:
+            assert_frame_equal(got, want, check_exact=False, rel_tol=1e-6, check_dtypes=False)
+            same = True
+        except AssertionError as err:
+            same = str(err)[:300]
+        out[name] = {"same": same, "rows": got.height,
+                     "notes": [m for _, m in s.log[mark:]], "explain": str(wb.explain(q(fx.lazy(), fy.lazy())))}
+    stats = memory.device_memory_stats()
+    out["peak"], out["budget"] = stats["peak_bytes"], s.policy.budget
+    print(json.dumps(out))
+""")
+
+
+def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
+    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(out, indent=1))
+    for name in ("median_by_high_card", "quantile_std", "top_groups", "join_then_group",
+                 "result_larger_than_budget"):
+        assert out[name]["same"] is True, (name, out[name])
+        assert any("split by key" in m for m in out[name]["notes"]), (name, out[name]["notes"])
+        assert "split" in out[name]["explain"], out[name]["explain"]
+    assert out["result_larger_than_budget"]["rows"] > 10_000_000
+    assert out["peak"] <= out["budget"], (out["peak"], out["budget"])
