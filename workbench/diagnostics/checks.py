@@ -27,7 +27,7 @@ from workbench import config, hardware, memory
 from workbench.hardware import MIN_COMPUTE_CAPABILITY, HardwareProfile, Probes
 from workbench.optional import available
 from workbench.sizes import format_bytes
-from workbench.diagnostics.versions import DISTRIBUTIONS, stack_versions
+from workbench.diagnostics.versions import DISTRIBUTION, DISTRIBUTIONS, foreign_workbench, stack_versions
 
 # What cudf-polars 26.10 accepts, for when it is not installed to ask.
 POLARS_REQUIREMENT = ">=1.35,<1.45"
@@ -166,7 +166,7 @@ def _check_driver(profile: HardwareProfile, versions: dict[str, str | None]) -> 
         return Check(name, True, f"{flavour} wheels; {have}")
     if need >= 13:
         fix = (f"upgrade the NVIDIA driver to ≥ {MIN_DRIVER[13]} for CUDA 13 wheels, "
-               "or install workbench[gpu-cu12]: pip install 'workbench[gpu-cu12]' (after removing the -cu13 packages)")
+               "or pip install 'gpu-workbench[gpu-cu12]' (after removing the -cu13 packages)")
     else:
         fix = f"upgrade the NVIDIA driver to ≥ {MIN_DRIVER.get(need, '525')} (CUDA {need})"
     return Check(name, False, f"{flavour} wheels need a CUDA {need} driver; {have}", fix)
@@ -184,13 +184,13 @@ def _check_imports(profile: HardwareProfile, importer: Importer) -> list[Check]:
         if out.ok:
             checks.append(Check(name, True, f"{out.module} {out.detail}".strip()))
         elif out.missing:
-            checks.append(Check(name, False, f"{out.module} is not installed", f"pip install 'workbench[{extra}]'"))
+            checks.append(Check(name, False, f"{out.module} is not installed", f"pip install 'gpu-workbench[{extra}]'"))
         elif out.signal is not None:
             checks.append(Check(name, False, out.detail,
                                 f"the RAPIDS wheels do not work with this driver: run python -c 'import {out.module}' "
-                                f"to see the crash, then reinstall 'workbench[{extra}]' in a fresh environment"))
+                                f"to see the crash, then reinstall 'gpu-workbench[{extra}]' in a fresh environment"))
         else:
-            checks.append(Check(name, False, out.detail, f"reinstall: pip install --force-reinstall 'workbench[{extra}]'"))
+            checks.append(Check(name, False, out.detail, f"reinstall: pip install --force-reinstall 'gpu-workbench[{extra}]'"))
     return checks
 
 
@@ -232,6 +232,19 @@ def _check_configuration() -> Check:
                      or "no WORKBENCH_* variables set")
     return Check("configuration", False, "; ".join(found),
                  "unset the variable or give it one of the values named")
+
+
+def _check_distribution(foreign: Callable[[], Any] = foreign_workbench) -> Check:
+    """The unrelated ``workbench`` distribution (not this one) installed beside it?"""
+    other = foreign()
+    if other is None:
+        return Check("distribution", True, f"{DISTRIBUTION}; no other 'workbench' distribution installed")
+    summary = other.metadata.get("Summary") or "no summary"
+    return Check("distribution", False,
+                 f"another distribution named 'workbench' ({other.version}: {summary}) is installed; it "
+                 f"also provides `import workbench`, so it and {DISTRIBUTION} cannot share one environment",
+                 f"pip uninstall workbench, then pip install --force-reinstall {DISTRIBUTION} "
+                 "(or use a separate virtual environment for the other one)")
 
 
 # ---------------------------------------------------------------------------- the report
@@ -294,6 +307,12 @@ class DoctorReport:
         lines += ["", "usable" if self.ok else f"NOT usable: {len(self.failures)} problem(s) to fix, see above"]
         return "\n".join(lines)
 
+    # Shown once in a notebook or the REPL: the value is the report (doctor() prints nothing).
+    __str__ = __repr__ = format
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(self.format())
+
 
 def run(
     probes: Probes | None = None,
@@ -315,7 +334,8 @@ def run(
     versions = stack_versions() if versions is None else dict(versions)
     checks = [_check_platform(profile), _check_compute_capability(profile), _check_driver(profile, versions)]
     checks += _check_imports(profile, importer or subprocess_import)
-    checks += [_check_polars(profile, versions), _check_free_memory(profile), _check_configuration()]
+    checks += [_check_polars(profile, versions), _check_free_memory(profile), _check_configuration(),
+               _check_distribution()]
     try:
         policy = memory.choose(profile)
     except ValueError as err:
@@ -325,13 +345,16 @@ def run(
 
 
 def doctor(probes: Probes | None = None, importer: Importer | None = None) -> DoctorReport:
-    """Print the doctor's report and return it.
+    """The doctor's report: shown as text by a notebook cell or the REPL, once.
+
+    Nothing is printed (a value that printed and was shown would appear twice):
+    ``print(wb.doctor())`` in a script; ``.ok``, ``.checks`` and ``.to_dict()`` for code.
 
     Examples
     --------
     >>> import workbench as wb
-    >>> report = wb.doctor()  # doctest: +SKIP
+    >>> wb.doctor()  # doctest: +SKIP
+    workbench doctor
+    ...
     """
-    report = run(probes, importer)
-    print(report.format())
-    return report
+    return run(probes, importer)

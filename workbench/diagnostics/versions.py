@@ -13,9 +13,15 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
+#: the distribution this package is published as; ``workbench`` on PyPI is another project
+DISTRIBUTION = "gpu-workbench"
+#: the first words of this package's summary, which tell an old install of it (made
+#: while it was still called ``workbench``) from the unrelated ``workbench`` distribution
+SUMMARY = "A GPU-accelerated data-science workbench"
+
 # name shown -> distribution names to try, CUDA 13 wheels first
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "workbench": ("workbench",),
+    "workbench": (DISTRIBUTION,),
     "polars": ("polars",),
     "pyarrow": ("pyarrow",),
     "numpy": ("numpy",),
@@ -35,6 +41,19 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 RAPIDS = ("cudf", "cudf-polars", "cuml", "rmm")
 
 
+def foreign_workbench(path: list[str] | None = None) -> metadata.Distribution | None:
+    """The unrelated ``workbench`` distribution when it is installed, else None.
+
+    It installs a top-level ``workbench`` package too, so the two cannot share one
+    environment: whichever was installed last owns ``import workbench``.
+    """
+    where = {} if path is None else {"path": path}
+    for dist in metadata.distributions(name="workbench", **where):
+        if not (dist.metadata.get("Summary") or "").startswith(SUMMARY):
+            return dist
+    return None
+
+
 def distribution(name: str) -> str | None:
     """The installed distribution behind a name of :data:`DISTRIBUTIONS` (``cudf`` → ``cudf-cu13``)."""
     for dist in DISTRIBUTIONS.get(name, (name,)):
@@ -49,6 +68,9 @@ def distribution(name: str) -> str | None:
 def version(name: str) -> str | None:
     """The installed version of a name of :data:`DISTRIBUTIONS`, or None."""
     dist = distribution(name)
+    if dist is None and name == "workbench":  # an editable install from before the rename
+        return next((d.version for d in metadata.distributions(name="workbench")
+                     if (d.metadata.get("Summary") or "").startswith(SUMMARY)), None)
     return metadata.version(dist) if dist else None
 
 
@@ -78,8 +100,24 @@ def stack_versions() -> dict[str, str | None]:
     return out
 
 
-def show_versions() -> dict[str, str | None]:
-    """Print :func:`stack_versions` one per line and return it.
+class Versions(dict):
+    """The versions as a dict whose repr is the table, so a notebook cell shows it once."""
+
+    def format(self) -> str:
+        width = max(map(len, self), default=0)
+        return "\n".join(f"{name:<{width}}  {value or '-'}" for name, value in self.items())
+
+    __str__ = __repr__ = format
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's display, which prefers this
+        printer.text(self.format())
+
+
+def show_versions() -> Versions:
+    """The versions of the stack, one per line when shown (a dict underneath).
+
+    Nothing is printed: the value is shown by the notebook cell or the REPL that asks
+    (``print(wb.show_versions())`` in a script), so it appears once.
 
     Examples
     --------
@@ -89,8 +127,4 @@ def show_versions() -> dict[str, str | None]:
     workbench     0.1.0
     ...
     """
-    versions = stack_versions()
-    width = max(map(len, versions))
-    for name, value in versions.items():
-        print(f"{name:<{width}}  {value or '-'}")
-    return versions
+    return Versions(stack_versions())
