@@ -57,14 +57,13 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
     seconds["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    test = FeatureChunks(frame, recipe.features, None if task == "clustering" else target,
-                         device=True, encode=labels.encode if labels else None,
-                         test_size=test_size, seed=seed, part="test")
+    test = train.replace(part="test") if test_size else train
     scores = stream_metrics(estimator, task, test, n_classes=len(labels) if labels else 0)
     n_test = scores.pop("_rows")
     seconds["evaluate"] = time.perf_counter() - start
     n_train = len(frame) - n_test
-    notes = [f"out of core: {name} streamed in chunks of {train.chunk_bytes:,} bytes "
+    notes = [] if test_size else ["test_size=0: metrics are on the training rows"]
+    notes += [f"out of core: {name} streamed in chunks of {train.chunk_bytes:,} bytes "
              f"(features {needed:,} bytes, resident limit {session.resident_limit:,})"]
     session.note(f"ml.fit {name} on gpu, out of core: fit {seconds['fit']:.3f} s, "
                  f"{n_train:,} train rows")
