@@ -61,15 +61,15 @@ def test_h100_without_cudf_names_the_extra():
     report = run(probes("h100"), importer=not_installed, versions={"polars": "1.44.2"})
     assert not report.ok
     cudf = check(report, "import cudf")
-    assert cudf.ok is False and cudf.fix == "pip install 'workbench[gpu]'"
-    assert report.to_dict()["checks"][3]["fix"] == "pip install 'workbench[gpu]'"
+    assert cudf.ok is False and cudf.fix == "pip install 'gpu-workbench[gpu]'"
+    assert report.to_dict()["checks"][3]["fix"] == "pip install 'gpu-workbench[gpu]'"
 
 
 def test_cuda12_driver_without_cudf_names_the_cu12_extra():
     old = PROFILES["h100"].driver_info
     report = run(probes("h100").replace(driver_info=DriverInfo(True, version=12080, devices=old.devices)),
                  importer=not_installed, versions={"polars": "1.44.2"})
-    assert check(report, "import cuml").fix == "pip install 'workbench[gpu-cu12]'"
+    assert check(report, "import cuml").fix == "pip install 'gpu-workbench[gpu-cu12]'"
 
 
 def test_h100_with_everything_is_usable():
@@ -137,7 +137,7 @@ def test_crashing_import_reports_its_signal():
 
     report = run(probes("h100"), importer=crashing, versions=VERSIONS)
     cudf = check(report, "import cudf")
-    assert cudf.ok is False and "SIGSEGV" in cudf.detail and "workbench[gpu]" in cudf.fix
+    assert cudf.ok is False and "SIGSEGV" in cudf.detail and "gpu-workbench[gpu]" in cudf.fix
 
 
 def test_subprocess_import_real(tmp_path, monkeypatch):
@@ -155,15 +155,45 @@ def test_subprocess_import_real(tmp_path, monkeypatch):
     assert gone.missing and not gone.ok
 
 
-def test_doctor_prints(capsys):
+def test_doctor_returns_the_report_shown_once(capsys):
     import workbench as wb
 
     report = doctor_mod.doctor(probes("none"), importer=not_installed)
     assert report.ok
-    assert "memory policy: cpu" in capsys.readouterr().out
+    assert capsys.readouterr().out == ""  # nothing printed: the value shows itself, once
+    assert repr(report) == str(report) == report.format()
+    assert "memory policy: cpu" in repr(report)
     # the top-level function, beside the checkup module
     assert wb.doctor(probes("none"), not_installed).ok
-    assert "memory policy: cpu" in capsys.readouterr().out
+
+
+def test_foreign_workbench_distribution_is_flagged(tmp_path):
+    """The unrelated ``workbench`` from PyPI also installs ``import workbench``."""
+    from workbench.diagnostics.checks import _check_distribution
+    from workbench.diagnostics.versions import foreign_workbench
+
+    ours = tmp_path / "ours" / "workbench-0.1.0.dist-info"
+    ours.mkdir(parents=True)
+    (ours / "METADATA").write_text("Metadata-Version: 2.1\nName: workbench\nVersion: 0.1.0\n"
+                                   "Summary: A GPU-accelerated data-science workbench: polars...\n")
+    assert foreign_workbench([str(tmp_path / "ours")]) is None  # an install of this one before the rename
+    other = tmp_path / "other" / "workbench-0.4.2.dist-info"
+    other.mkdir(parents=True)
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: workbench\nVersion: 0.4.2\n"
+                                    "Summary: SageMaker workbench tools\n")
+    found = foreign_workbench([str(tmp_path / "other")])
+    assert found is not None and found.version == "0.4.2"
+    flagged = _check_distribution(lambda: found)
+    assert flagged.ok is False and "0.4.2" in flagged.detail and "cannot share one environment" in flagged.detail
+    assert "pip uninstall workbench" in flagged.fix and "gpu-workbench" in flagged.fix
+    assert _check_distribution(lambda: None).ok
+    assert check(run(probes("none"), importer=not_installed), "distribution").ok  # this environment
+
+
+def test_install_hints_use_the_distribution_name():
+    report = run(probes("h100"), importer=not_installed, versions=VERSIONS)
+    fixes = [c.fix for c in report.checks if c.name.startswith("import ")]
+    assert fixes and all("pip install 'gpu-workbench[gpu]'" in fix for fix in fixes)
 
 
 def test_cli_doctor_json_on_this_machine():
@@ -194,8 +224,11 @@ def test_stack_versions_without_importing():
     assert versions == stack_versions()
 
 
-def test_show_versions_prints(capsys):
+def test_show_versions_is_a_dict_shown_as_one_table(capsys):
     versions = show_versions()
-    out = capsys.readouterr().out
-    assert "polars" in out and pl.__version__ in out
-    assert len(out.splitlines()) == len(versions)
+    assert capsys.readouterr().out == ""
+    assert versions["polars"] == pl.__version__ and dict(versions) == stack_versions()
+    text = repr(versions)
+    assert "polars" in text and pl.__version__ in text
+    assert len(text.splitlines()) == len(versions)
+    assert versions["workbench"] is not None  # this checkout, installed before or after the rename
