@@ -121,7 +121,7 @@ class Group(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
-            rv = super().main(args, prog_name or PROG, complete_var, False, **extra)
+            rv = super().main(args, PROG, complete_var, False, **extra)  # one name in every message
         except click.UsageError as err:
             hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
             fail(err.format_message() + hint, err.exit_code)
@@ -139,6 +139,8 @@ class SplitCommand(click.Command):
     """A command whose arguments after ``--`` are kept apart (``ctx.meta["passed_on"]``) for
     the program it starts; before ``--`` every option must be its own, so a typo is an error."""
 
+    passes_to = "JupyterLab"
+
     def parse_args(self, ctx, args):
         args = list(args)
         if "--" in args:
@@ -146,7 +148,11 @@ class SplitCommand(click.Command):
             args, ctx.meta["passed_on"] = args[:cut], tuple(args[cut + 1:])
         else:
             ctx.meta["passed_on"] = ()
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as err:
+            err.message += f" Options for {self.passes_to} go after '--'."
+            raise
 
     def collect_usage_pieces(self, ctx):
         return super().collect_usage_pieces(ctx) + ["[-- JUPYTERLAB_OPTIONS...]"]
