@@ -76,7 +76,7 @@ def fit(data, target: str | None = None, features: list[str] | None = None, *,
     if gpu:
         from workbench.ml import beyond
 
-        needed = len(frame) * (recipe.width + (task != "clustering")) * 4
+        needed = beyond.needed_bytes(len(frame), recipe.width, task != "clustering")
         if needed > session.resident_limit:
             return beyond.fit(frame, name, task, recipe, target, params=params, test_size=test_size,
                               seed=seed, needed=needed, session=session, start=start,

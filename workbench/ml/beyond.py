@@ -29,9 +29,18 @@ def does_not_fit(name: str, needed: int, limit: int, runs: tuple[str, ...]) -> D
     return err
 
 
+def needed_bytes(rows: int, width: int, supervised: bool) -> int:
+    """Device bytes of a fit's float32 feature matrix and its target."""
+    return rows * (width + bool(supervised)) * 4
+
+
 def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size: float,
-        seed: int, needed: int, session, start: float, is_name: bool) -> Model:
-    """Train ``name`` out of core and evaluate it on the held-out rows, streamed."""
+        seed: int, needed: int, session, start: float, is_name: bool,
+        device: bool = True) -> Model:
+    """Train ``name`` out of core and evaluate it on the held-out rows, streamed.
+
+    ``device=False`` streams the same chunks through the host solvers (how the CPU
+    tests run this path)."""
     from workbench.ml import outofcore
     from workbench.ml.chunks import FeatureChunks
 
@@ -47,13 +56,16 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
         labels = targets.Labels.fit(frame.to_polars()[target])
         targets.check_classes(labels, target)
     train = FeatureChunks(frame, recipe.features, None if task == "clustering" else target,
-                          device=True, encode=labels.encode if labels else None,
+                          device=device, encode=labels.encode if labels else None,
                           test_size=test_size, seed=seed, part="train")
     seconds = {"prepare": time.perf_counter() - start}
     start = time.perf_counter()
+    params = dict(params)
+    if name == "kmeans":
+        params.setdefault("random_state", seed)
     estimator = outofcore.fit_streaming(name, train, task=task,
-                                        n_classes=len(labels) if labels else None, device=True,
-                                        params=dict(params))
+                                        n_classes=len(labels) if labels else None, device=device,
+                                        params=params)
     seconds["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -65,9 +77,10 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
     notes = [] if test_size else ["test_size=0: metrics are on the training rows"]
     notes += [f"out of core: {name} streamed in chunks of {train.chunk_bytes:,} bytes "
              f"(features {needed:,} bytes, resident limit {session.resident_limit:,})"]
-    session.note(f"ml.fit {name} on gpu, out of core: fit {seconds['fit']:.3f} s, "
+    where = "gpu" if device else "cpu"
+    session.note(f"ml.fit {name} on {where}, out of core: fit {seconds['fit']:.3f} s, "
                  f"{n_train:,} train rows")
-    return Model(estimator, name, "gpu", task, recipe.features, target,
+    return Model(estimator, name, where, task, recipe.features, target,
                  classes_=None if labels is None else labels.classes_, metrics=scores,
                  seconds=seconds, n_train=n_train, n_test=n_test, out_of_core=True,
                  notes=notes, recipe=recipe, labels=labels)
