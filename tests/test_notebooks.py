@@ -37,6 +37,8 @@ def _kernel_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("WORKBENCH_WORKSPACE", str(tmp_path / "workspace"))
+    monkeypatch.setenv("WORKBENCH_STUDENT", "ci")
     spec = tmp_path / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
@@ -47,8 +49,53 @@ def _kernel_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
 
 
-def _execute(path: Path, cwd: Path):
+# Appended to every lesson run: each exercise answered in the lesson is checked again with a
+# wrong answer made from the right one, in the same kernel and context; each must fail with a hint.
+WRONG_ANSWERS = r"""
+import copy, json
+import numpy as np, polars as pl
+from workbench.lab import check
+from workbench.lab.exercises import LAST
+
+def _wrong(a):
+    if isinstance(a, (int, float, np.integer, np.floating)) and not isinstance(a, bool):
+        return float(a) * 1.5 + 1
+    if isinstance(a, str):
+        return a + "-not-this"
+    if isinstance(a, dict):
+        key = next(iter(a))
+        return {**a, key: _wrong(a[key])}
+    if isinstance(a, (list, tuple, set)):
+        return list(a) + ["not_a_name"]
+    if isinstance(a, np.ndarray):
+        return a * 1.5 + 1
+    if isinstance(a, pl.DataFrame):
+        floats = [c for c, t in a.schema.items() if t.is_float()]
+        return a.with_columns(pl.col(floats[-1]) * 1.5 + 1) if floats else a.head(a.height - 1)
+    if hasattr(a, "features") and hasattr(a, "metrics"):  # a fitted model: give it a leaking feature
+        wrong = copy.copy(a)
+        object.__setattr__(wrong, "features", list(a.features) + ["tip_amount"])
+        return wrong
+    if callable(a):
+        return lambda *args: 0.123
+    raise TypeError(f"no wrong answer for a {type(a).__name__}")
+
+verdicts = {}
+for ex, (answer, context) in sorted(LAST.items()):
+    result = check(ex, _wrong(answer), **context)
+    verdicts[ex] = [result.passed, result.message]
+print("WRONG-ANSWERS " + json.dumps(verdicts))
+"""
+
+
+def _execute(path: Path, cwd: Path, *, wrong_answers: bool = False, strip: bool = False):
     nb = nbformat.read(path, as_version=4)
+    if strip:
+        from workbench.lab import strip_solutions
+
+        nb = nbformat.from_dict(strip_solutions(nb))
+    if wrong_answers:
+        nb.cells.append(nbformat.v4.new_code_cell(WRONG_ANSWERS))
     NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                    resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
@@ -122,16 +169,83 @@ def _check_larger_lesson(nb) -> None:
     if "budget: none (CPU)" not in text:  # on a GPU the budget is 96 MB
         assert "budget: 96MB" in text
     assert _images(nb) >= 1, "the memory plot was not drawn"
+    snapshots = re.search(r"^(\d+) snapshots$", text, re.M)
+    assert snapshots and int(snapshots.group(1)) >= 5, "the monitor did not sample during the work"
+
+
+def _check_training_lesson(nb) -> None:
+    text = _text(nb)
+    fits = re.findall(r"^(xgboost_classifier|LogisticRegression) on (cpu|gpu): accuracy ([\d.]+), auc ([\d.]+)",
+                      text, re.M)
+    assert len(fits) >= 2 and all(float(auc) > 0.8 for *_, auc in fits), fits
+    mine = re.search(r"accuracy from the predictions: ([\d.]+); reported: ([\d.]+)", text)
+    assert mine and mine.group(1) == mine.group(2), "predict() disagrees with the reported accuracy"
+    assert _images(nb) >= 1
+
+
+def _check_beyond_lesson(nb) -> None:
+    text = _text(nb)
+    assert re.search(r"linear_regression on (cpu|gpu): r2 0\.9\d+", text), "the fare model is missing"
+    assert re.search(r"out of core: (True|False)", text)
+    assert "gpu" not in re.findall(r"on (cpu|gpu):", text) or "out of core: True" in text
+    by_hand = re.search(r"by hand: +\[([^\]]+)\]", text).group(1).split()
+    fitted = re.search(r"wb\.ml\.fit: +\[([^\]]+)\]", text).group(1).split()
+    assert all(abs(float(a) - float(b)) < 0.02 for a, b in zip(by_hand, fitted)), (by_hand, fitted)
+    assert re.search(r"\d+ chunks of up to [\d,]+ rows", text)
+    assert _images(nb) >= 1
+
+
+def _check_unified_lesson(nb) -> None:
+    text = _text(nb)
+    for platform in ("integrated-coherent", "coherent", "discrete"):
+        assert platform in text
+    assert re.search(r"gb10 .*integrated-coherent .*system", text), "GB10's policy row is missing"
+    assert "student kernels under" in text, "the class view is missing"
+
+
+def _check_dask_lesson(nb) -> None:
+    text = _text(nb)
+    assert re.search(r"2 workers at tcp://", text) and "dask agrees" in text
+    assert _images(nb) >= 1
+
+
+def _check_capstone(nb) -> None:
+    text = _text(nb)
+    assert re.search(r"linear_regression on (cpu|gpu): r2 0\.9\d+", text)
+    assert _images(nb) >= 2, "the day's plot and the memory plot"
 
 
 # Key results per lesson, beyond "every cell ran".
 CHECKS = {"01-one-copy-cpu-and-gpu.ipynb": _check_one_copy_lesson,
           "02-how-fast-is-this-machine.ipynb": _check_how_fast_lesson,
-          "03-larger-than-the-gpu.ipynb": _check_larger_lesson}
+          "03-larger-than-the-gpu.ipynb": _check_larger_lesson,
+          "04-preprocess-on-the-cpu-train-on-the-gpu.ipynb": _check_training_lesson,
+          "05-training-larger-than-the-gpu.ipynb": _check_beyond_lesson,
+          "06-unified-memory.ipynb": _check_unified_lesson,
+          "07-scaling-out-with-dask.ipynb": _check_dask_lesson,
+          "08-capstone.ipynb": _check_capstone}
+
+
+def _check_exercises(nb, path: Path) -> None:
+    """Every exercise of the lesson: its solution passes its check, and a wrong answer fails
+    with a hint."""
+    from workbench.lab.exercises import _all
+
+    lesson = f"lesson-{int(path.name[:2])}/"
+    mine = sorted(e for e in _all() if e.startswith(lesson))
+    assert 2 <= len(mine) <= 3, f"{path.name} has {len(mine)} exercises"
+    text = _text(nb)
+    for ex in mine:
+        assert f"✓ {ex}: right" in text, f"the solution of {ex} did not pass its check"
+    verdicts = json.loads(re.search(r"^WRONG-ANSWERS (.+)$", text, re.M).group(1))
+    assert sorted(verdicts) == mine
+    for ex, (passed, message) in verdicts.items():
+        assert not passed and message.startswith("Hint: "), (ex, message)
 
 
 def test_there_are_lessons():
-    assert LESSONS, f"no notebooks in {NOTEBOOKS}"
+    assert len(LESSONS) >= 8, f"{len(LESSONS)} lessons in {NOTEBOOKS}"
+    assert set(CHECKS) == {p.name for p in LESSONS}, "every lesson needs its key results in CHECKS"
     missing = sorted(set(CHECKS) - {p.name for p in LESSONS})
     assert not missing, f"checks for notebooks that are gone: {missing}"
 
@@ -150,7 +264,7 @@ def test_lesson_is_stored_without_outputs(path):
 def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
     _kernel_env(tmp_path, monkeypatch)
     before = _digest(path)
-    nb = _execute(path, tmp_path)  # raises CellExecutionError on the first failing cell
+    nb = _execute(path, tmp_path, wrong_answers=True)  # raises CellExecutionError on the first failing cell
     assert _digest(path) == before, f"executing {path.name} changed the file on disk"
 
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
@@ -160,3 +274,14 @@ def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
     check = CHECKS.get(path.name)
     if check is not None:
         check(nb)
+    _check_exercises(nb, path)
+
+
+def test_the_students_copy_runs_and_says_not_answered_yet(tmp_path, monkeypatch):
+    """What the lab gives a student: solutions stripped, the lesson still runs top to bottom."""
+    _kernel_env(tmp_path, monkeypatch)
+    path = NOTEBOOKS / "06-unified-memory.ipynb"
+    nb = _execute(path, tmp_path, strip=True)
+    text = _text(nb)
+    assert text.count("not answered yet") == 3, text[-2000:]
+    assert "✓" not in text
