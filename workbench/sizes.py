@@ -2,7 +2,9 @@
 
 Decimal units (``80.0 GB``), as GPU vendors and ``--gpu-budget 2GB`` count them;
 ``dask.utils.format_bytes`` would say ``74.51 GiB`` for the same H100, which no spec
-sheet prints, so the workbench keeps this one small function.
+sheet prints, so the workbench keeps this one small function. Reading sizes needs no
+function of ours: ``dask.utils.parse_bytes`` reads ``"80 GB"`` as 80e9 and ``"1 GiB"``
+as 2**30, and reads back what this prints (tests/test_sizes.py).
 
 >>> format_bytes(80 * 10**9)
 '80.0 GB'

@@ -190,3 +190,22 @@ def test_duplicate_column_names_are_refused():
 def test_from_polars_refuses_a_lazyframe():
     with pytest.raises(TypeError, match="collect"):
         wb.Frame.from_polars(pl.LazyFrame({"a": [1]}))
+
+
+def test_notebook_view_shows_shape_types_places_and_first_rows():
+    frame = wb.Frame.from_polars(pl.DataFrame({"k": [f"<{i}>" for i in range(12)], "v": list(range(12))}))
+    page = frame._repr_html_()
+    assert "workbench.Frame: 12 rows × 2 columns" in page
+    assert "<td>String</td>" in page and "<td>Int64</td>" in page and "<td>host plain</td>" in page
+    assert "<td>&lt;0&gt;</td>" in page  # values are escaped
+    assert "&lt;5&gt;" not in page and "7 more rows" in page  # the first rows only
+    assert " object at 0x" not in page and " object at 0x" not in repr(frame)
+    wide = wb.Frame.from_polars(pl.DataFrame({f"c{i}": [i] for i in range(30)}))
+    assert "10 more columns" in wide._repr_html_() and "<th>c19</th>" in wide._repr_html_()
+
+
+def test_placement_gives_sizes_for_people():
+    frame = wb.Frame.from_polars(pl.DataFrame({"v": list(range(250_000))}))
+    row = frame.placement().row(0, named=True)
+    assert row["bytes"] == 2_000_000 and row["size"] == "2.0 MB"
+    assert repr(frame) == "<workbench.Frame 250,000 rows x 1 columns, 2.0 MB>"

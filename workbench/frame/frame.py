@@ -183,6 +183,10 @@ class Frame:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_pandas takes a pandas DataFrame, not {type(df).__module__}."
                             f"{type(df).__name__}; use {_constructor_for(df)}")
+        repeated = sorted({str(n) for n in df.columns[df.columns.duplicated()]})
+        if repeated:  # pyarrow's own error names them but not the fix
+            raise ValueError(f"column names must be unique; repeated: {repeated}; rename them "
+                             "first (df.columns = [...] or df.rename(columns=...))")
         keep_index = any(name is not None for name in df.index.names)
         return cls(pa.Table.from_pandas(df, preserve_index=keep_index))
 
