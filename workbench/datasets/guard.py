@@ -10,7 +10,6 @@ process ids have been reused since.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -104,9 +103,8 @@ def _free(target: Path) -> bool:
         return False  # cannot tell (read-only place): leave it
 
 
-def check_space(path: Path, need: int, what: str) -> None:
-    """Raise ``OSError(ENOSPC)`` before writing when the disk under ``path`` has less free
-    space than ``need`` bytes (with a margin)."""
+def check_space(path: Path, need: int, what: str) -> str | None:
+    """Why the disk under ``path`` cannot take ``need`` bytes (with a margin); None when it can."""
     need = int(need * MARGIN) + SLACK
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -114,14 +112,12 @@ def check_space(path: Path, need: int, what: str) -> None:
     try:
         free = shutil.disk_usage(probe).free
     except OSError:
-        return  # the write itself will say what is wrong
-    if free < need:
-        raise OSError(
-            errno.ENOSPC,
-            f"{what} needs about {format_bytes(need)} but {probe} has {format_bytes(free)} free; "
+        return None  # the write itself will say what is wrong
+    if free >= need:
+        return None
+    return (f"{what} needs about {format_bytes(need)} but {probe} has {format_bytes(free)} free; "
             "nothing was written. Make fewer rows, free some space, or set WORKBENCH_DATA (or pass "
-            "path=, --path on the command line) to a disk with room",
-        )
+            "path=, --path on the command line) to a disk with room")
 
 
 class Terminated(BaseException):

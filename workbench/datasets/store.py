@@ -202,6 +202,12 @@ def build(
     path = Path(os.path.abspath(path))
     mpath = manifest_path(path)
     check_target(path, owned)
+    # Before anything is created, even the folder: a request the disk cannot hold leaves
+    # no trace. (Checked once: a build waiting for the lock may find the dataset made.)
+    what = f"{ident['dataset']} with {ident['rows']:_} rows"
+    short = guard.check_space(path.parent, sum(estimate_bytes(p) for p in plans.values()), what)
+    if short:
+        raise DatasetWriteError(errno.ENOSPC, short)
     tmp = guard.temp_name(path)
     placed = False
     try:
@@ -211,10 +217,6 @@ def build(
             if problem(path, ident, verify) is None:  # another process built it while this one waited
                 return read_manifest(path)
             check_target(path, owned)
-            what = f"{ident['dataset']} with {ident['rows']:_} rows"
-            short = guard.check_space(path.parent, sum(estimate_bytes(p) for p in plans.values()), what)
-            if short:
-                raise DatasetWriteError(errno.ENOSPC, short)
             start = time.perf_counter()
             tables = {}
             if layout != "table":
