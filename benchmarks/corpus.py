@@ -86,6 +86,11 @@ def table_sizes(paths: dict[str, Path]) -> dict[str, dict]:
 # --- engines ---------------------------------------------------------------------------
 
 
+# Cancelled background queries, kept: polars 1.44 aborts the process when a cancelled
+# query finishes after its handle was dropped (the result's channel has no receiver).
+_CANCELLED: list = []
+
+
 def _polars_collect(lf: pl.LazyFrame, engine: str, timeout: float) -> pl.DataFrame:
     # A background query can be cancelled: a timed-out one stops using the cores.
     handle = lf.collect(engine=engine, background=True)
@@ -96,6 +101,7 @@ def _polars_collect(lf: pl.LazyFrame, engine: str, timeout: float) -> pl.DataFra
             return out
         if time.perf_counter() > deadline:
             handle.cancel()
+            _CANCELLED.append(handle)
             raise Timeout(f"stopped after {timeout:g} s")
         time.sleep(0.0005)
 
