@@ -197,7 +197,7 @@ def _target(frame, target, task, gpu: bool, name: str):
 def evaluate(estimator, task: str, X, y, n_classes: int = 0) -> dict:
     """Test metrics computed where ``X`` is (see :mod:`workbench.ml.metrics`)."""
     xp = _metrics.array_module(X)
-    predicted = xp.asarray(estimator.predict(X))
+    predicted, proba = _predictions(estimator, task, X, n_classes)
     if task == "clustering":
         centers = getattr(estimator, "cluster_centers_", None)
         out = {"clusters": float(len(xp.unique(predicted)))}
@@ -207,13 +207,31 @@ def evaluate(estimator, task: str, X, y, n_classes: int = 0) -> dict:
     if task == "regression":
         return {"r2": _metrics.r2(y, predicted), "rmse": _metrics.rmse(y, predicted)}
     out = {"accuracy": _metrics.accuracy(y, predicted.astype(y.dtype))}
-    if hasattr(estimator, "predict_proba"):
-        proba = xp.asarray(estimator.predict_proba(X))
+    if proba is not None:
         if n_classes == 2:
             out["auc"] = _metrics.roc_auc(y, proba[:, 1])
         if proba.ndim == 2 and proba.shape[1] == n_classes:
             out["log_loss"] = _metrics.log_loss(y, proba)
     return out
+
+
+def _predictions(estimator, task: str, X, n_classes: int):
+    """(labels or values, class probabilities or None) in X's array module.
+
+    XGBoost's scikit-learn ``predict`` copies device predictions to the host; its
+    booster's ``inplace_predict`` leaves them on the device, so that is used there."""
+    xp = _metrics.array_module(X)
+    if xp is not np and estimators.family(estimator) == "xgboost":
+        raw = xp.asarray(estimator.get_booster().inplace_predict(X))
+        if task != "classification":
+            return raw.ravel(), None
+        proba = xp.stack([1 - raw, raw], axis=1) if raw.ndim == 1 else raw
+        return xp.argmax(proba, axis=1), proba
+    predicted = xp.asarray(estimator.predict(X))
+    proba = None
+    if task == "classification" and hasattr(estimator, "predict_proba"):
+        proba = xp.asarray(estimator.predict_proba(X))
+    return predicted, proba
 
 
 def _xp(gpu: bool):

@@ -95,8 +95,10 @@ def build(spec: Spec, gpu: bool, params: dict, seed: int):
     cls = load(spec.gpu if gpu else spec.cpu)
     accepted = _parameters(cls)
     defaults = dict(_XGB_GPU if gpu else _XGB_CPU) if spec.cpu.startswith("xgboost") else {}
-    if "random_state" in accepted:
-        defaults["random_state"] = seed  # the same model from the same call
+    if "random_state" in accepted and not (gpu and "ensemble" in spec.gpu):
+        # The same model from the same call (cuml's forests warn that a seed is not
+        # enough with several streams, so they keep their own).
+        defaults["random_state"] = seed
     if not gpu and "n_jobs" in accepted and cls.__name__ not in _NO_N_JOBS:
         defaults["n_jobs"] = -1
     if cls.__name__ == "KMeans" and not gpu:
