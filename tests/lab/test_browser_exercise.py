@@ -1,0 +1,94 @@
+"""A student in a real browser: JupyterLab from ``workbench lab``, a lesson opened, its
+cells run, the exercise check's verdict on the page and in the student's progress file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+TOKEN = "workbench-exercise-token"
+LESSON = "06-unified-memory.ipynb"  # no dataset to generate: quick to run in full
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), MPLBACKEND="Agg",
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"), IPYTHONDIR=str(tmp_path / "ipython"),
+               WORKBENCH_STUDENT="student1", WORKBENCH_BACKEND="cpu")
+    env.pop("WORKBENCH_WORKSPACE", None)  # the kernel's folder, the workspace, is the default
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "lab", str(tmp_path / "ws"), "--port", str(port),
+         "--no-browser", "--", f"--IdentityProvider.token={TOKEN}",
+         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [])],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=5).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _kill(proc, signal.SIGKILL)
+                pytest.fail("JupyterLab did not start:\n" + proc.stdout.read().decode()[-3000:])
+            time.sleep(0.5)
+    yield base, tmp_path / "ws"
+    _kill(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _kill(proc, signal.SIGKILL)
+
+
+def _kill(proc, sig) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def test_a_student_runs_a_lesson_and_sees_the_check(lab, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium for the browser test: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    base, workspace = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/{LESSON}?token={TOKEN}")
+        page.locator(".jp-RenderedMarkdown h1").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            state="attached", timeout=60_000)  # the kernel is up
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        verdict = page.locator(".jp-OutputArea-output", has_text="lesson-6/ex-1:").first
+        verdict.wait_for(timeout=180_000)
+        text = verdict.inner_text()
+        page.screenshot(path=str(tmp_path / "check.png"), full_page=False)
+        browser.close()
+    # The lab may hand out the lesson with its solutions stripped: then the stub is unanswered.
+    assert "✓ lesson-6/ex-1: right" in text or "✗ lesson-6/ex-1: not answered yet" in text, text
+    if "right" in text:
+        record = json.loads((workspace / ".workbench" / "progress" / "student1.json").read_text())
+        assert record["exercises"]["lesson-6/ex-1"]["passed"] is True
+    assert (tmp_path / "check.png").stat().st_size > 10_000
