@@ -75,7 +75,7 @@ def test_logistic_regression_is_close_to_scikit_learn(classes, C):
     model = fit_streaming("logistic_regression", chunks, task="classification", n_classes=classes,
                           params={"C": C, "tol": 1e-8, "max_iter": 500})
     X, y = _train(frame, names, "label")
-    ref = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y.astype(int))
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=1000, solver="newton-cholesky").fit(X, y.astype(int))
     assert model.coef_.shape == ref.coef_.shape and model.intercept_.shape == ref.intercept_.shape
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-3, atol=1e-3 * np.abs(ref.coef_).max())
     np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-3, atol=1e-3)
@@ -89,7 +89,7 @@ def test_logistic_regression_converges_with_defaults_on_unscaled_features():
     chunks = FeatureChunks(frame, names, "label", rows=500)
     model = fit_streaming("logistic_regression", chunks, task="classification", n_classes=2)
     X, y = _train(frame, names, "label", test_size=0.0)
-    ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y.astype(int))
+    ref = LogisticRegression(tol=1e-10, max_iter=1000, solver="newton-cholesky").fit(X, y.astype(int))
     np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), atol=1e-3)
 
 
