@@ -67,3 +67,20 @@ def test_the_workbench_without_a_gpu_says_it_is_polars(result):
 def test_every_builtin_engine_has_its_colour():
     assert set(engines.BUILTIN) <= set(ENGINE_COLORS)
     assert len(set(ENGINE_COLORS.values())) == len(ENGINE_COLORS)
+
+
+def test_the_terminal_table_is_aligned_on_a_terminal_and_markdown_in_a_pipe(result):
+    import io
+
+    from rich.console import Console
+
+    pipe = io.StringIO()
+    report.terminal_table([result], Console(file=pipe, force_terminal=False))
+    assert pipe.getvalue() == report.markdown_all([result]) + "\n"  # pastes into an issue as is
+    screen = io.StringIO()
+    report.terminal_table([result], Console(file=screen, force_terminal=True, width=160,
+                                            color_system=None))
+    rows = [line for line in screen.getvalue().splitlines() if line.strip().startswith(("q1 ", "q2 ", "q3 "))]
+    assert len(rows) == 3 and "|" not in "".join(rows)
+    # aligned: the columns end at the same place on every row
+    assert len({len(r.rstrip()) for r in rows}) == 1, rows

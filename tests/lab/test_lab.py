@@ -104,7 +104,7 @@ def lab_server(tmp_path):
     env.pop("WORKBENCH_GPU_BUDGET", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench", "lab", str(tmp_path / "ws"), "--students", "4",
-         "--port", str(port), "--no-browser", f"--IdentityProvider.token={TOKEN}",
+         "--port", str(port), "--no-browser", "--", f"--IdentityProvider.token={TOKEN}",
          *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -149,7 +149,9 @@ def test_jupyterlab_serves_the_lessons_with_the_budget_to_a_real_browser(lab_ser
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         kernel = json.loads(response.read())
-    budgets = {_environ(pid).get("WORKBENCH_GPU_BUDGET") for pid in _children(proc.pid)}
+    # `workbench lab` became JupyterLab (exec): the same process, the budget in its environment
+    assert b"jupyterlab" in Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+    budgets = {_environ(pid).get("WORKBENCH_GPU_BUDGET") for pid in [proc.pid, *_children(proc.pid)]}
     assert budgets == {"0.25"}, budgets  # the server and the kernel alike
     assert kernel["name"] == "python3"
 
@@ -167,3 +169,34 @@ def test_jupyterlab_serves_the_lessons_with_the_budget_to_a_real_browser(lab_ser
         page.screenshot(path=str(tmp_path / "lab.png"))
         browser.close()
     assert (tmp_path / "lab.png").stat().st_size > 10_000
+
+
+def test_a_port_asked_for_is_that_port_or_an_error(tmp_path):
+    from workbench.lab.launcher import check_port, command
+
+    cmd = command(tmp_path, port=8899, open_browser=False, extra=("--ServerApp.ip=0.0.0.0",))
+    assert cmd[-4:] == ["--ServerApp.port=8899", "--ServerApp.port_retries=0", "--no-browser",
+                        "--ServerApp.ip=0.0.0.0"]
+    assert "--ServerApp.port_retries=0" not in command(tmp_path)  # no port: JupyterLab picks
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match=r"port \d+ is in use .*choose another with --port"):
+            check_port(taken.getsockname()[1])
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        check_port(99999)
+
+
+def test_prepare_checks_before_it_copies(tmp_path):
+    from workbench.lab.launcher import prepare
+
+    ws = tmp_path / "ws"
+    with pytest.raises(ValueError, match="students must be at least 1"):
+        prepare(ws, students=0)
+    with pytest.raises(ValueError, match="seat must be 0 or more"):
+        prepare(ws, students=2, seat=-1)
+    assert not ws.exists()
+    lab = prepare(ws, budget="2GB", port=None, open_browser=False, extra=("--debug",))
+    assert lab.env["WORKBENCH_GPU_BUDGET"] == "2GB" and lab.given == {"WORKBENCH_GPU_BUDGET": "2GB"}
+    assert lab.command[-2:] == ["--no-browser", "--debug"]
+    assert sorted(p.name for p in lab.copied) == sorted(p.name for p in LESSONS.glob("*.ipynb"))
