@@ -143,10 +143,11 @@ class Workbench:
         import workbench as wb
 
         self.session = wb.current_session()
+        # The first GPU query imports cudf-polars and applies the memory policy (before
+        # any frame is pinned or copied): pay it here, not in the first query's time.
+        wb.collect(pl.LazyFrame({"a": [1, 2]}).select(pl.col("a").sum()))
         self.tables = {n: wb.Frame.from_parquet(p) for n, p in paths.items()}
         self.lazy = {n: f.lazy() for n, f in self.tables.items()}
-        # The first GPU query imports cudf-polars and sets up the device: pay it here.
-        wb.collect(pl.LazyFrame({"a": [1, 2]}).select(pl.col("a").sum()))
         return {n: int(f.nbytes) for n, f in self.tables.items()}
 
     def run(self, q, timeout):
@@ -160,7 +161,7 @@ class Workbench:
             raise Skipped("an earlier query that timed out is still running on this engine")
         lf, box = q(self.lazy), {}
         mark, mr = len(self.session.log), current_resource()
-        held = int(mr.allocation_counts.current_bytes) if mr is not None else None
+        held = _counter(mr.allocation_counts, "current_bytes") if mr is not None else None
 
         def work():
             try:
@@ -176,12 +177,13 @@ class Workbench:
             worker.start()
             worker.join(timeout)
             counters = mr.pop_counters() if mr is not None else None
+        # the pushed counters start at zero: their peak is what the query added to what was held
+        peak = _counter(counters, "peak_bytes") if counters is not None else None
         log = [m for _, m in self.session.log[mark:]]
         fell = [str(w.message) for w in caught if issubclass(w.category, GPUFallbackWarning)]
         self.info = {"where": _where(self.session.gpu, log, fell), "log": log,
-                "device": {"held_before_bytes": held,
-                           "query_peak_bytes": int(counters.peak_bytes) if counters else None,
-                           "peak_bytes": held + int(counters.peak_bytes) if counters else None,
+                "device": {"held_before_bytes": held, "query_peak_bytes": peak,
+                           "peak_bytes": held + peak if peak is not None else None,
                            "nvml_peak_bytes": nvml.peak}}
         if worker.is_alive():
             self.busy = worker
@@ -192,6 +194,11 @@ class Workbench:
 
     def close(self):
         self.tables = self.lazy = None
+
+
+def _counter(stats, key: str) -> int:
+    # RMM's Python statistics are an object with attributes (a dict in some releases)
+    return int(stats[key] if isinstance(stats, dict) else getattr(stats, key))
 
 
 def _where(gpu: bool, log: list[str], fallbacks: list[str]) -> str:
@@ -403,8 +410,10 @@ def print_table(result: dict, console=None) -> None:
     from workbench.sizes import format_bytes
 
     engines = result["engines"]
+    budget = result["budget"] or result.get("budget_asked_bytes")
     t = Table(title=f"query corpus at {result['scale']:.0e} rows, budget "
-                    f"{format_bytes(result['budget']) if result['budget'] else 'none'}")
+                    f"{format_bytes(budget) if budget else 'none'}"
+                    + ("" if result["budget"] or not budget else " (asked; a CPU session has none)"))
     t.add_column("query")
     for e in engines:
         t.add_column(e, justify="right")
@@ -435,7 +444,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", required=True, help="rows of the large tables, e.g. 1e8")
     ap.add_argument("--budget", default=None, help="GPU memory budget for wb.init, e.g. 2GB")
-    ap.add_argument("--out", required=True, help="the results JSON file (a folder: a name is chosen)")
+    ap.add_argument("--out", help="the results JSON file (a folder: a name is chosen)")
     ap.add_argument("--queries", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated, of " + ", ".join(ENGINES))
     ap.add_argument("--runs", type=int, default=2, help="runs per query and engine; the last is reported")
@@ -443,6 +452,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--as-frame", action="store_true", help="workbench answers stay on the device")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-only", action="store_true",
+                    help="generate (or check) the cached tables, print their sizes, run nothing")
     a = ap.parse_args(argv)
     try:
         scale = int(float(a.scale))
@@ -457,6 +468,8 @@ def main(argv=None) -> int:
     engines = a.engines.split(",")
     if set(engines) - set(ENGINES) or not engines:
         ap.error(f"--engines: choose from {', '.join(ENGINES)}; got {a.engines!r}")
+    if not a.out and not a.data_only:
+        ap.error("--out is required (the results JSON file, or a folder for it)")
     if a.runs < 1 or a.timeout <= 0:
         ap.error("--runs must be at least 1 and --timeout positive")
     from workbench import config
@@ -466,6 +479,14 @@ def main(argv=None) -> int:
         config.budget(a.budget)
     except ConfigurationError as err:
         ap.error(f"--budget: {err}")
+    if a.data_only:
+        start = time.perf_counter()
+        paths = make_tables(scale, C.tables_needed(names), a.seed)
+        sizes = table_sizes(paths)
+        for name, info in sizes.items():
+            print(f"{name:<8} {info['rows']:>14,} rows {info['parquet_bytes']:>16,} Parquet bytes  {paths[name]}")
+        print(f"data: {time.perf_counter() - start:.1f} s")
+        return 0
     out = Path(a.out)
     if out.is_dir():
         out = out / f"corpus-{scale:.0e}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
