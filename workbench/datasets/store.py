@@ -55,9 +55,10 @@ def cache_path(ident: dict, label: str) -> Path:
 def read_manifest(path: Path) -> dict | None:
     try:
         with open(manifest_path(path)) as f:
-            return json.load(f)
+            m = json.load(f)
     except (OSError, ValueError):
         return None
+    return m if isinstance(m, dict) else None
 
 
 def table_dir(path: Path, layout: str, table: str) -> Path:
@@ -108,7 +109,7 @@ def problem(path: Path, ident: dict, verify: bool | None = None) -> str | None:
                 _hashed.pop(str(p), None)
                 return f"{p} does not match its checksum (corrupted)"
             _hashed[str(p)] = stamp
-    except (OSError, KeyError, TypeError) as e:
+    except (OSError, KeyError, TypeError, AttributeError, ValueError) as e:  # a manifest of the wrong shape
         return f"unreadable ({e})"
     return None
 
