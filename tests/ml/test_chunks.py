@@ -114,6 +114,17 @@ def test_partitions_split_the_rows_and_keep_the_split():
     assert test.n_rows + chunks.n_rows == 5000 and test.rows == 333
 
 
+def test_an_offset_frame_is_split_as_part_of_the_whole_table():
+    whole = _frame(3000)
+    chunks = FeatureChunks(whole, ["a"], rows=256, test_size=0.3, seed=2)
+    expected = np.concatenate(_collect(chunks)[0])[:, 0]
+    tail = wb.Frame.from_arrow(whole.to_arrow().slice(1000))  # a partition starting at row 1000
+    part = FeatureChunks(tail, ["a"], rows=256, test_size=0.3, seed=2, offset=1000)
+    X, _, starts = _collect(part)
+    np.testing.assert_array_equal(np.concatenate(X)[:, 0], expected[expected >= 1000])
+    assert starts[0] == 1000 and part.n_rows == (expected >= 1000).sum()
+
+
 def test_default_rows_on_the_host_leave_room_for_several_chunks():
     import psutil
 

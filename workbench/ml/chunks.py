@@ -74,6 +74,7 @@ class _Spec:
     part: str
     lo: int
     hi: int
+    offset: int
 
 
 class FeatureChunks:
@@ -101,6 +102,9 @@ class FeatureChunks:
     test_size, seed, part :
         ``part="train"`` keeps the rows :func:`~workbench.ml.split.held_out` does not hold
         out, ``"test"`` the held-out ones, ``"all"`` every row.
+    offset : int
+        The position of the frame's first row in a larger table (a Dask partition's),
+        so that the split and ``start`` are those of the whole table.
 
     Notes
     -----
@@ -109,7 +113,7 @@ class FeatureChunks:
     """
 
     def __init__(self, frame, features, target=None, *, rows=None, device=False, dtype="float32",
-                 encode=None, test_size=0.0, seed=0, part="train"):
+                 encode=None, test_size=0.0, seed=0, part="train", offset=0):
         self.frame = as_frame(frame)
         features = [features] if isinstance(features, str) else list(features or [])
         if not features:
@@ -143,7 +147,7 @@ class FeatureChunks:
         if int(rows) < 1:
             raise ValueError(f"rows per chunk must be at least 1; got {rows}")
         self._spec = _Spec(tuple(features), target, int(rows), bool(device), np.dtype(dtype).name,
-                           encode, float(test_size), int(seed), part, 0, len(self.frame))
+                           encode, float(test_size), int(seed), part, 0, len(self.frame), int(offset))
         self._n_rows = None
 
     # ------------------------------------------------------------ description
@@ -170,7 +174,8 @@ class FeatureChunks:
             if s.part == "all" or s.test_size == 0:
                 self._n_rows = s.hi - s.lo
             else:
-                held = sum(int(held_out(a, b, s.test_size, s.seed).sum()) for a, b in self.spans())
+                o = s.offset
+                held = sum(int(held_out(a + o, b + o, s.test_size, s.seed).sum()) for a, b in self.spans())
                 self._n_rows = held if s.part == "test" else s.hi - s.lo - held
         return self._n_rows
 
@@ -184,7 +189,7 @@ class FeatureChunks:
                 f"{self.rows:,} rows on the {where}>")
 
     def spans(self) -> list[tuple[int, int]]:
-        """The ``(start, stop)`` frame rows of each chunk."""
+        """The ``(start, stop)`` frame rows of each chunk (before ``offset``)."""
         s = self._spec
         return [(a, min(a + s.rows, s.hi)) for a in range(s.lo, s.hi, s.rows)]
 
@@ -227,12 +232,12 @@ class FeatureChunks:
             if s.device and y is not None and not hasattr(y, "__cuda_array_interface__"):
                 y = xp.asarray(y)
             if s.part != "all" and s.test_size > 0:
-                keep = held_out(start, stop, s.test_size, s.seed, xp)
+                keep = held_out(start + s.offset, stop + s.offset, s.test_size, s.seed, xp)
                 if s.part == "train":
                     keep = ~keep
                 X, y = X[keep], (None if y is None else y[keep])
             if len(X):
-                yield X, y, start
+                yield X, y, start + s.offset
 
 
 def default_rows(frame, n_features: int, itemsize: int, device: bool) -> int:

@@ -1,0 +1,149 @@
+"""Training beyond the GPU budget: every streamed model on a frame several times the budget,
+with metrics equal to the CPU library's and the device's peak (RMM statistics) within it.
+
+Each case runs in a fresh interpreter: a memory budget is applied once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np, polars as pl, cupy as cp
+    import workbench as wb
+    from workbench import memory
+    from workbench.ml.chunks import FeatureChunks
+    from workbench.ml.outofcore import fit_streaming
+    from workbench.ml.split import held_out
+
+    budget, n, f, models = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+    s = wb.init(backend="gpu", budget=budget, strict=True)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, f)) * rng.uniform(0.5, 5, f) + rng.uniform(-3, 3, f)
+    coef = rng.normal(size=f)
+    score = (X - X.mean(0)) / X.std(0) @ coef
+    cols = {f"x{j}": X[:, j] for j in range(f)}
+    cols["y"] = 2 * score + 1 + rng.normal(size=n)
+    cols["label"] = (score + rng.normal(size=n) > 0).astype(np.int32)
+    names = [f"x{j}" for j in range(f)]
+    frame = wb.Frame.from_polars(pl.DataFrame(cols))
+    del cols
+    out = {"budget": s.policy.budget, "frame_bytes": frame.nbytes,
+           "resident_limit": s.resident_limit}
+
+    test = held_out(0, n, 0.2, 0)
+    X32 = frame.to_numpy(names, dtype="float32")
+    Xtr, Xte = X32[~test].astype(np.float64), X32[test].astype(np.float64)
+    y, label = frame.to_numpy(["y"], "float64")[:, 0], frame.to_numpy(["label"], "int32")[:, 0]
+    ytr, yte, ltr, lte = y[~test], y[test], label[~test], label[test]
+
+    def chunks(target):
+        return FeatureChunks(frame, names, target, device=True, test_size=0.2)
+
+    # One pass allocates its buffers once, not once per chunk.
+    c = FeatureChunks(frame, names, "y", device=True, part="all")
+    before = memory.device_memory_stats()["total_count"]
+    mark = len(s.transfers)
+    got = np.concatenate([cp.asnumpy(x) for x, _, _ in c])
+    out["chunks"] = {"count": len(c), "allocations": memory.device_memory_stats()["total_count"] - before,
+                     "equal": bool((got == X32).all()),
+                     "kinds": sorted({t.kind for t in s.transfers.since(mark)})}
+    del got
+
+    from sklearn import metrics
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    def host(a):
+        return cp.asnumpy(a) if isinstance(a, cp.ndarray) else np.asarray(a)
+
+    for name in models:
+        entry = {}
+        if name in ("linear_regression", "ridge"):
+            m = fit_streaming(name, chunks("y"), task="regression", device=True)
+            ref = (Ridge() if name == "ridge" else LinearRegression()).fit(Xtr, ytr)
+            entry["coef_err"] = float(np.abs(m.coef_ - ref.coef_).max() / np.abs(ref.coef_).max())
+            entry["r2"] = float(metrics.r2_score(yte, host(m.predict(cp.asarray(Xte)))))
+            entry["r2_cpu"] = float(ref.score(Xte, yte))
+        elif name == "logistic_regression":
+            m = fit_streaming(name, chunks("label"), task="classification", n_classes=2, device=True,
+                              params={"tol": 1e-8})
+            ref = LogisticRegression(tol=1e-10, solver="newton-cholesky").fit(Xtr, ltr)
+            entry["coef_err"] = float(np.abs(m.coef_ - ref.coef_).max() / np.abs(ref.coef_).max())
+            p = host(m.predict_proba(cp.asarray(Xte)))[:, 1]
+            entry["auc"] = float(metrics.roc_auc_score(lte, p))
+            entry["auc_cpu"] = float(metrics.roc_auc_score(lte, ref.predict_proba(Xte)[:, 1]))
+        elif name == "kmeans":
+            init = Xtr[:8].copy()
+            m = fit_streaming(name, chunks(None), task="clustering", device=True,
+                              params={"n_clusters": 8, "init": init})
+            ref = KMeans(n_clusters=8, init=init, n_init=1, algorithm="lloyd").fit(Xtr)
+            entry["inertia"], entry["inertia_cpu"] = float(m.inertia_), float(ref.inertia_)
+        else:
+            import xgboost
+            task = "regression" if name == "xgboost_regressor" else "classification"
+            target = "y" if task == "regression" else "label"
+            params = {"n_estimators": 30, "max_depth": 6, "learning_rate": 0.3}
+            m = fit_streaming(name, chunks(target), task=task, n_classes=None if task == "regression" else 2,
+                              device=True, params=params)
+            objective = "reg:squarederror" if task == "regression" else "binary:logistic"
+            ref = xgboost.train({"tree_method": "hist", "device": "cpu", "max_depth": 6, "learning_rate": 0.3,
+                                 "objective": objective},
+                                xgboost.QuantileDMatrix(Xtr.astype(np.float32), ytr if task == "regression" else ltr),
+                                num_boost_round=30)
+            cpu = ref.inplace_predict(Xte.astype(np.float32))
+            if task == "regression":
+                entry["r2"] = float(metrics.r2_score(yte, host(m.predict(cp.asarray(Xte)))))
+                entry["r2_cpu"] = float(metrics.r2_score(yte, cpu))
+            else:
+                entry["auc"] = float(metrics.roc_auc_score(lte, host(m.predict_proba(cp.asarray(Xte)))[:, 1]))
+                entry["auc_cpu"] = float(metrics.roc_auc_score(lte, cpu))
+        out[name] = entry
+    out["peak"] = memory.device_memory_stats()["peak_bytes"]
+    print(json.dumps(out))
+""")
+
+
+def _run(budget, n, f, models):
+    proc = subprocess.run([sys.executable, "-c", CHILD, budget, str(n), str(f), ",".join(models)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(out, indent=1))
+    assert out["frame_bytes"] >= 4 * out["budget"], out
+    assert out["peak"] <= out["budget"], (out["peak"], out["budget"])
+    return out
+
+
+def test_linear_logistic_and_kmeans_beyond_a_64mb_budget_match_scikit_learn():
+    # 2e6 rows x 16 float64 features: 272 MB, more than 4x the budget.
+    out = _run("64MB", 2_000_000, 16, ["linear_regression", "ridge", "logistic_regression", "kmeans"])
+    chunks = out["chunks"]
+    assert chunks["equal"] and chunks["count"] > 16
+    assert chunks["allocations"] <= 4, chunks  # one matrix, one staging buffer, one target buffer
+    assert chunks["kinds"] == ["pinned"], chunks  # from the frame's registered buffers
+    for name in ("linear_regression", "ridge"):
+        assert out[name]["coef_err"] < 1e-6, out[name]
+        assert out[name]["r2"] == pytest.approx(out[name]["r2_cpu"], abs=1e-6)
+    assert out["logistic_regression"]["coef_err"] < 1e-3, out["logistic_regression"]
+    assert out["logistic_regression"]["auc"] == pytest.approx(out["logistic_regression"]["auc_cpu"], abs=1e-4)
+    assert out["kmeans"]["inertia"] == pytest.approx(out["kmeans"]["inertia_cpu"], rel=1e-5)
+
+
+@pytest.mark.parametrize("model", ["xgboost_regressor", "xgboost_classifier"])
+def test_xgboost_external_memory_beyond_a_256mb_budget_matches_xgboost_on_the_cpu(model):
+    pytest.importorskip("xgboost")
+    # 4e6 rows x 32 float64 features: 1.1 GB, more than 4x the budget; wide, as XGBoost's
+    # external memory pages X only (labels, gradients and predictions stay whole).
+    out = _run("256MB", 4_000_000, 32, [model])
+    entry = out[model]
+    key = "r2" if model == "xgboost_regressor" else "auc"
+    assert entry[key] == pytest.approx(entry[key + "_cpu"], abs=5e-3), entry
