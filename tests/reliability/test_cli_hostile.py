@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,38 @@ def test_a_broken_pipe_is_not_an_error(home):
     proc.stdout.close()  # nobody reads
     _, err = proc.communicate(timeout=120)
     assert b"Traceback" not in err
+
+
+# --- signals --------------------------------------------------------------------------
+
+
+def test_sigterm_stops_bench_and_its_engine_process(home):
+    """``timeout 600 workbench bench ...`` ending: the engine's own process goes too."""
+    import psutil
+
+    out = home / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["WORKBENCH_DATA"] = str(home / "data")
+    proc = subprocess.Popen([*WORKBENCH, "bench", "--rows", "2e6", "--k", "10", "--engines", "polars",
+                             "--isolate", "--runs", "20", "--out", str(out)],
+                            env=env, cwd=home / "cwd", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 240
+    engine = None
+    while engine is None and time.monotonic() < deadline and proc.poll() is None:
+        engine = next((c for c in parent.children() if "child_main" in " ".join(c.cmdline())), None)
+        time.sleep(0.2)
+    assert engine is not None, "the engine process never started"
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(psutil.Error):
+            engine.kill()
+    err = proc.stderr.read().decode()
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err
+    assert "stopped by SIGTERM" in err
+    gone, alive = psutil.wait_procs([engine], timeout=10)
+    assert alive == [], "the engine process was left running"
+    assert not [p for p in home.rglob("*") if ".tmp" in p.name or p.name.startswith(".tmp")]

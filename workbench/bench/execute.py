@@ -189,6 +189,10 @@ def run_isolated(name: str, paths: dict[str, Path], task: str, qs: list[Question
                     why, finished = rec["status"], True
                 else:
                     emit(kind, rec)
+    except BaseException:
+        # stopped (SIGTERM, Ctrl-C) or failed: the engine must not run on without us
+        proc.kill()
+        raise
     finally:
         sel.close()
         os.close(r)

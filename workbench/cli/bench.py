@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -19,6 +21,12 @@ def _rows(values: tuple[str, ...], hint: str = "--rows") -> list[int]:
 
 def _rows_option(ctx, param, values):
     return _rows(values)
+
+
+def _stopped(signum, frame):
+    click.echo(f"workbench: stopped by {signal.Signals(signum).name}; the sizes that finished "
+               "are saved in --out", err=True)
+    sys.exit(128 + signum)
 
 
 def _list(value: str | None) -> list[str] | None:
@@ -90,7 +98,6 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
     from workbench.bench import engines as E
     from workbench.bench.questions import questions
     from workbench.bench.report import terminal_table, write_all
-    from workbench.bench.runner import run_suite
 
     # Everything is checked before the first engine runs: a typo must not cost a run.
     check_environment()
@@ -121,6 +128,27 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
             else:
                 click.echo(f"{n}: unavailable: {why}")
     tasks = ["groupby", "join"] if task == "all" else [task]
+    # SIGTERM (timeout, a batch system) unwinds like Ctrl-C: engine processes are stopped
+    # and the temporary files removed, instead of Python dying where it stands.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        results = _run(tasks, sizes, names, qids, runs, k, na, isolate, timeout, skip_specs,
+                       gpu_budget, out, name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    files = write_all(results, out, name=name)
+    click.echo("")
+    terminal_table(results)
+    for p in files["json"]:
+        click.echo(f"wrote {p}")
+    click.echo(f"wrote {files['markdown']}")
+    click.echo(f"wrote {files['png']}")
+
+
+def _run(tasks, sizes, names, qids, runs, k, na, isolate, timeout, skip_specs, gpu_budget, out, name):
+    from workbench.bench.report import write_all
+    from workbench.bench.runner import run_suite
+
     if gpu_budget:
         click.echo(f"GPU budget: {gpu_budget} bytes")
     results = []
@@ -136,10 +164,4 @@ def bench(task, rows, engines, qids, out, runs, k, na, timeout, skips, isolate, 
             results.append(res)
             # each finished size is saved at once: a later size may run out of time
             write_all(results, out, name=name)
-    files = write_all(results, out, name=name)
-    click.echo("")
-    terminal_table(results)
-    for p in files["json"]:
-        click.echo(f"wrote {p}")
-    click.echo(f"wrote {files['markdown']}")
-    click.echo(f"wrote {files['png']}")
+    return results
