@@ -90,7 +90,12 @@ def spec_for(name: str, target_kind: str | None) -> tuple[str, Spec]:
     return name, MODELS[name]
 
 
-def build(spec: Spec, gpu: bool, params: dict, seed: int):
+#: up to this many features scikit-learn's logistic regression uses Newton-Cholesky
+#: (a few exact Newton steps; its Hessian costs features² per row)
+NEWTON_FEATURES = 64
+
+
+def build(spec: Spec, gpu: bool, params: dict, seed: int, width: int = 0):
     """A fresh estimator for a model name, with workbench defaults under the caller's params."""
     cls = load(spec.gpu if gpu else spec.cpu)
     accepted = _parameters(cls)
@@ -101,6 +106,8 @@ def build(spec: Spec, gpu: bool, params: dict, seed: int):
         defaults["random_state"] = seed
     if not gpu and "n_jobs" in accepted and cls.__name__ not in _NO_N_JOBS:
         defaults["n_jobs"] = -1
+    if cls.__name__ == "LogisticRegression" and not gpu and 0 < width <= NEWTON_FEATURES:
+        defaults["solver"] = "newton-cholesky"
     if cls.__name__ == "KMeans" and not gpu:
         defaults["n_init"] = "auto"
     return cls(**{**defaults, **params})
