@@ -84,3 +84,18 @@ def test_the_terminal_table_is_aligned_on_a_terminal_and_markdown_in_a_pipe(resu
     assert len(rows) == 3 and "|" not in "".join(rows)
     # aligned: the columns end at the same place on every row
     assert len({len(r.rstrip()) for r in rows}) == 1, rows
+
+
+@pytest.mark.gpu
+def test_the_workbench_on_a_gpu_is_labelled_plainly(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    res = runner.run_suite("groupby", 10_000, engines=["polars", "workbench"], k=10,
+                           question_ids=["q1", "q2"], progress=None)
+    assert res["engines"]["workbench"]["device"] == "gpu"
+    assert engine_label(res, "workbench") == "workbench"
+    assert "not a speed-up" not in report.markdown(res)
+    fig = figure([res])
+    assert not fig.axes[0].texts
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["workbench"]
+    plot([res], tmp_path / "gpu.png")
