@@ -44,8 +44,9 @@ class DeviceAssembler:
         self.staging = None if self.unified else cp.empty(rows * width, dtype=cp.uint8)
         self.ybuf = None
 
-    def _place(self, host: np.ndarray, buffer, counts):
+    def _place(self, host: np.ndarray, buffer, counts, keep: list):
         """``host`` on the device: a view (unified memory, frame-owned bytes) or a copy into ``buffer``."""
+        keep.append(host)  # host memory the stream may still read: alive until it is synchronised
         if self.unified and not host.flags.owndata:
             counts["mapped"] += host.nbytes
             return _mapped(host)
@@ -57,14 +58,14 @@ class DeviceAssembler:
 
     def __call__(self, start: int, stop: int):
         cp, rows, began = self.cp, stop - start, time.perf_counter()
-        counts = {"pinned": 0, "pageable": 0, "mapped": 0}
+        counts, keep = {"pinned": 0, "pageable": 0, "mapped": 0}, []
         X = self.out[:rows]
         staging = self.staging
         for j, arr in enumerate(self.arrays):
             host = np.ascontiguousarray(host_values(arr.slice(start, rows)))
             if staging is None and (host.flags.owndata or not self.unified):
                 staging = self.staging = cp.empty(self.out.shape[0] * 8, dtype=cp.uint8)
-            X[:, j] = self._place(host, staging, counts)
+            X[:, j] = self._place(host, staging, counts, keep)
         y = None
         if self.target is not None:
             host = host_values(self.target.slice(start, rows))
@@ -74,7 +75,7 @@ class DeviceAssembler:
                 host = np.ascontiguousarray(host)
                 if self.ybuf is None or self.ybuf.dtype != host.dtype:
                     self.ybuf = cp.empty(self.out.shape[0], dtype=host.dtype)
-                y = self._place(host, self.ybuf.view(cp.uint8), counts)
+                y = self._place(host, self.ybuf.view(cp.uint8), counts, keep)
         cp.cuda.get_current_stream().synchronize()  # the copies are done: time them
         seconds = time.perf_counter() - began
         for kind, nbytes in counts.items():
