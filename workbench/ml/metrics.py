@@ -38,7 +38,7 @@ def roc_auc(truth, score) -> float:
     """
     xp = array_module(score)
     score = score.ravel().astype(xp.float64)
-    order = xp.argsort(-score, kind="stable")
+    order = xp.argsort(-score)  # ties are grouped below, so any sort order will do
     s, y = score[order], truth.ravel()[order].astype(xp.float64)
     last = xp.concatenate([s[1:] != s[:-1], xp.ones(1, dtype=bool)])  # last row of each tie
     ends = xp.nonzero(last)[0]
