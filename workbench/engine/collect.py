@@ -31,6 +31,7 @@ import time
 
 import polars as pl
 
+from workbench.engine import natural
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.split import run_split
@@ -98,6 +99,8 @@ def _collect(lf, engine, session, strict):
     # 3. the streaming executor, over resident columns for operations only it
     #    supports, over host chunks when the inputs do not fit and the plan does not split;
     # 4. polars on the CPU, with a warning (or an error with raise_on_fail).
+    if natural.rewritable(lf):
+        return _run_natural(lf, session, strict)
     info = plans.inspect(lf)
     choice = strategy.choose(info, session.policy, session.resident_limit)
     fits = True
@@ -123,6 +126,24 @@ def _collect(lf, engine, session, strict):
         fits = False
     try:
         return _run_gpu(lf, session, "streaming", resident=fits)
+    except Exception as err:  # noqa: BLE001
+        reason = _reason(err)
+        _release(err)
+    session.fallback("collect", reason, strict=strict)
+    return lf.collect()
+
+
+def _run_natural(lf, session, strict) -> pl.DataFrame:
+    """Group-bys the GPU engine lacks, asked in forms it has (see engine/natural.py)."""
+    def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
+        result = _collect(piece, "gpu", session, strict=True)
+        return result if isinstance(result, pl.DataFrame) else _to_polars(result, session)
+
+    session.note("collect: top_k/corr/cov per group asked in forms the GPU engine has")
+    try:
+        return natural.collect(lf, on_gpu)
+    except BudgetTooSmall:
+        raise
     except Exception as err:  # noqa: BLE001
         reason = _reason(err)
         _release(err)

@@ -1,0 +1,255 @@
+"""Group-by aggregations users write that the polars GPU engine lacks, run on the GPU.
+
+``top_k``/``bottom_k`` per group and ``pl.corr``/``pl.cov`` per group (and arithmetic
+on them, such as ``pl.corr("v1", "v2") ** 2``) are refused by cudf-polars 26.10, which
+would send the whole query to the CPU. Here such a group-by over a Frame is asked in
+forms the GPU engine has — per-group sums for correlation and covariance, a per-group
+rank for ``top_k`` — through :func:`workbench.collect`, and polars on the CPU finishes
+from those small results: the correlations from the sums, the lists of the top values,
+and whatever the plan does after the group-by. Only the group-by's aggregated result
+is on the CPU, never the frame's rows.
+
+The group-by node is replaced inside polars' optimised plan (the ``post_opt_callback``
+through which polars hands a plan to the GPU engine), so the rest of the plan runs
+unchanged.
+
+>>> import polars as pl, workbench as wb
+>>> _ = wb.init(backend="cpu")
+>>> f = wb.Frame.from_polars(pl.DataFrame({"k": [1, 1, 2, 2], "x": [1.0, 2.0, 3.0, 5.0],
+...                                        "y": [2.0, 4.0, 1.0, 2.0]}))
+>>> lf = f.lazy().group_by("k").agg((pl.corr("x", "y") ** 2).alias("r2")).sort("k")
+>>> rewritable(lf)
+True
+>>> collect(lf, pl.LazyFrame.collect)["r2"].round(6).to_list()
+[1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from dataclasses import dataclass, field
+from typing import Callable
+
+import polars as pl
+
+from workbench.engine.plan import _frame_of
+
+_AGGS = {"sum", "mean", "min", "max", "median", "n_unique", "first", "last"}
+_OPS = {"Plus": operator.add, "Minus": operator.sub, "Multiply": operator.mul,
+        "TrueDivide": operator.truediv, "FloorDivide": operator.floordiv, "Modulus": operator.mod,
+        "Eq": operator.eq, "NotEq": operator.ne, "Lt": operator.lt, "LtEq": operator.le,
+        "Gt": operator.gt, "GtEq": operator.ge, "And": operator.and_, "Or": operator.or_}
+_ELEMENTWISE = {"sqrt": pl.Expr.sqrt, "abs": pl.Expr.abs, "exp": pl.Expr.exp, "log": pl.Expr.log}
+
+
+class _Refuse(Exception):
+    pass
+
+
+@dataclass
+class _GroupBy:
+    """One rewritable group-by: its Frame, keys, filter and the GPU-ready pieces."""
+
+    frame: object
+    keys: list[str]
+    where: pl.Expr | None
+    schema: dict
+    main: list[pl.Expr] = field(default_factory=list)  # aggregations the GPU engine has
+    tops: list[tuple[str, str, int, bool]] = field(default_factory=list)  # alias, col, k, largest
+    outputs: list[tuple[str, pl.Expr]] = field(default_factory=list)  # name, over the pieces
+    names: itertools.count = field(default_factory=itertools.count)
+
+    def alias(self) -> str:
+        return f"__wb{next(self.names)}"
+
+
+def rewritable(lf: pl.LazyFrame) -> bool:
+    """Whether ``lf`` holds a group-by that :func:`collect` would rewrite."""
+    nt = lf._ldf.visit()
+    return bool(_find(nt, nt.get_node()))
+
+
+def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
+    """``lf``'s answer, each rewritable group-by's pieces computed by ``run`` (the GPU)."""
+    def callback(nt, *_):
+        root = nt.get_node()
+        for node, spec in _find(nt, root):
+            nt.set_node(node)
+            nt.set_udf(lambda *_, spec=spec: _evaluate(spec, run))
+        nt.set_node(root)
+
+    return lf.collect(post_opt_callback=callback)
+
+
+def _find(nt, node: int) -> list[tuple[int, _GroupBy]]:
+    nt.set_node(node)
+    ir = nt.view_current_node()
+    if type(ir).__name__ == "GroupBy":
+        try:
+            return [(node, _parse(nt, ir))]
+        except _Refuse:
+            pass
+    found = []
+    for child in nt.get_inputs():
+        found.extend(_find(nt, child))
+        nt.set_node(node)
+    return found
+
+
+def _parse(nt, ir) -> _GroupBy:
+    keys = [_column(nt, k.node) for k in ir.keys]
+    if None in keys or ir.apply or ir.maintain_order or getattr(ir.options, "slice", None):
+        raise _Refuse
+    schema = dict(nt.get_schema())
+    nt.set_node(ir.input)
+    scan = nt.view_current_node()
+    while type(scan).__name__ == "SimpleProjection":  # a column reorder: the scan is below
+        nt.set_node(scan.input)
+        scan = nt.view_current_node()
+    frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
+    if frame is None:
+        raise _Refuse
+    where = None if scan.options[3] is None else _row_expr(nt, scan.options[3][1])
+    spec = _GroupBy(frame, keys, where, schema)
+    natural = False
+    for agg in ir.aggs:
+        expr, is_natural = _agg(nt, agg.node, spec)
+        natural |= is_natural
+        spec.outputs.append((agg.output_name, expr))
+    if not natural:
+        raise _Refuse  # the GPU engine runs it as written
+    return spec
+
+
+def _agg(nt, node: int, spec: _GroupBy) -> tuple[pl.Expr, bool]:
+    """The output expression over the pieces' columns, and whether it was rewritten."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind == "Len":
+        return _piece(spec, pl.len()), False
+    if kind == "Literal":
+        return pl.lit(e.value), False
+    if kind == "Agg":
+        (arg,) = e.arguments
+        if e.name == "implode":
+            return _top_k(nt, arg, spec), True
+        c = _column(nt, arg)
+        if c is None:
+            raise _Refuse
+        if e.name in _AGGS:
+            return _piece(spec, getattr(pl.col(c), e.name)()), False
+        if e.name in ("std", "var"):
+            return _piece(spec, getattr(pl.col(c), e.name)(ddof=e.options)), False
+        if e.name == "count":
+            return _piece(spec, pl.col(c).len() if e.options else pl.col(c).count()), False
+        raise _Refuse
+    if kind == "BinaryExpr":
+        op = _OPS.get(str(e.op).rsplit(".", 1)[-1])
+        if op is None:
+            raise _Refuse
+        (left, a), (right, b) = _agg(nt, e.left, spec), _agg(nt, e.right, spec)
+        return op(left, right), a or b
+    if kind == "Function":
+        name = e.function_data[0]
+        if name == "corr":
+            return _moments(nt, e, spec), True
+        if name == "quantile":
+            c, q = _column(nt, e.input[0]), nt.view_expression(e.input[1])
+            if c is None or type(q).__name__ != "Literal":
+                raise _Refuse
+            return _piece(spec, pl.col(c).quantile(q.value, e.function_data[1])), False
+        if name == "pow":
+            (base, a), (power, b) = _agg(nt, e.input[0], spec), _agg(nt, e.input[1], spec)
+            return base.pow(power), a or b
+        if name in _ELEMENTWISE and len(e.input) == 1:
+            inner, a = _agg(nt, e.input[0], spec)
+            return _ELEMENTWISE[name](inner), a
+    raise _Refuse
+
+
+def _piece(spec: _GroupBy, expr: pl.Expr) -> pl.Expr:
+    name = spec.alias()
+    spec.main.append(expr.alias(name))
+    return pl.col(name)
+
+
+def _moments(nt, e, spec: _GroupBy) -> pl.Expr:
+    """Pearson correlation or covariance from per-group sums over the complete pairs."""
+    a, b = (_column(nt, n, through_casts=True) for n in e.input)
+    if a is None or b is None or e.function_data[1] not in ("pearson", "covariance"):
+        raise _Refuse
+    both = pl.col(a).is_not_null() & pl.col(b).is_not_null()
+    x, y = (pl.when(both).then(pl.col(c).cast(pl.Float64)) for c in (a, b))
+    n = _piece(spec, x.count()).cast(pl.Float64)
+    sx, sy, sxy = (_piece(spec, s.sum()) for s in (x, y, x * y))
+    cov = sxy - sx * sy / n
+    if e.function_data[1] == "covariance":
+        return cov / (n - e.function_data[2])
+    sxx, syy = _piece(spec, (x * x).sum()), _piece(spec, (y * y).sum())
+    return cov / ((sxx - sx * sx / n) * (syy - sy * sy / n)).sqrt()
+
+
+def _top_k(nt, node: int, spec: _GroupBy) -> pl.Expr:
+    e = nt.view_expression(node)
+    if type(e).__name__ != "Function" or e.function_data[0] != "top_k":
+        raise _Refuse
+    c, k = _column(nt, e.input[0]), nt.view_expression(e.input[1])
+    if c is None or type(k).__name__ != "Literal":
+        raise _Refuse
+    if _may_hold_nulls(spec, c):
+        raise _Refuse  # polars fills short groups with nulls; a rank cannot say where
+    name = spec.alias()
+    spec.tops.append((name, c, int(k.value), not e.function_data[1]))
+    return pl.col(name)
+
+
+def _may_hold_nulls(spec: _GroupBy, column: str) -> bool:
+    if spec.where is not None and str(spec.where) == str(pl.col(column).is_not_null()):
+        return False
+    host = spec.frame._host
+    return host is None or host.column(column).null_count > 0
+
+
+def _evaluate(spec: _GroupBy, run) -> pl.DataFrame:
+    base = spec.frame.lazy()
+    if spec.where is not None:
+        base = base.filter(spec.where)
+    result = run(base.group_by(spec.keys).agg(spec.main)) if spec.main else None
+    for name, c, k, largest in spec.tops:
+        ranked = (base.select(*spec.keys, c)
+                  .with_columns(pl.col(c).rank("ordinal", descending=largest).over(spec.keys)
+                                .alias("__rank"))
+                  .filter(pl.col("__rank") <= k).select(*spec.keys, c))
+        lists = run(ranked).group_by(spec.keys).agg(pl.col(c).sort(descending=largest).alias(name))
+        result = lists if result is None else result.join(lists, on=spec.keys, how="left",
+                                                           nulls_equal=True)
+    out = result.select(*spec.keys, *(expr.alias(name) for name, expr in spec.outputs))
+    return out.cast({n: t for n, t in spec.schema.items() if out.schema[n] != t})
+
+
+def _column(nt, node: int, through_casts: bool = False) -> str | None:
+    e = nt.view_expression(node)
+    while through_casts and type(e).__name__ == "Cast":  # polars casts corr's inputs to floats
+        e = nt.view_expression(e.expr)
+    return e.name if type(e).__name__ == "Column" else None
+
+
+def _row_expr(nt, node: int) -> pl.Expr:
+    """A scan's predicate back as a polars expression (the forms filters take)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind == "Column":
+        return pl.col(e.name)
+    if kind == "Literal":
+        return pl.lit(e.value)
+    if kind == "BinaryExpr":
+        op = _OPS.get(str(e.op).rsplit(".", 1)[-1])
+        if op is not None:
+            return op(_row_expr(nt, e.left), _row_expr(nt, e.right))
+    if kind == "Function" and not isinstance(e.function_data[0], str):
+        name = str(e.function_data[0]).rsplit(".", 1)[-1]
+        if name in ("IsNotNull", "IsNull", "Not") and len(e.input) == 1:
+            inner = _row_expr(nt, e.input[0])
+            return {"IsNotNull": inner.is_not_null, "IsNull": inner.is_null, "Not": inner.not_}[name]()
+    raise _Refuse
