@@ -140,9 +140,12 @@ def terminated_cleanly() -> Iterator[None]:
         yield
         return
     previous = {}
+    fired = []
 
     def handler(signum, frame):
-        raise Terminated(signum)
+        if not fired:  # once: a second signal must not cut the clean-up short
+            fired.append(signum)
+            raise Terminated(signum)
 
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
