@@ -209,11 +209,13 @@ def _counter(stats, key: str) -> int:
 
 
 def _where(gpu: bool, log: list[str], fallbacks: list[str]) -> str:
-    """gpu (in-memory executor), gpu-streaming, cpu-fallback, or cpu (a CPU session)."""
+    """gpu (in-memory executor), gpu-split (split by key), gpu-streaming, cpu-fallback, or cpu."""
     if fallbacks or any("could not run on the GPU" in m for m in log):
         return "cpu-fallback"
     if not gpu:
         return "cpu"
+    if any("split by key" in m for m in log):
+        return "gpu-split"
     return "gpu-streaming" if any("streaming" in m for m in log) else "gpu"
 
 
