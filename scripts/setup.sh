@@ -26,6 +26,6 @@ case "$cuda_major" in
   0) ;;
   *) echo "NVIDIA driver for CUDA $cuda_major: RAPIDS 26.10 needs CUDA 12 or 13; installing the CPU build" >&2 ;;
 esac
-echo "installing workbench[$extras] into $venv"
+echo "installing gpu-workbench[$extras] into $venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e ".[$extras]"

@@ -17,7 +17,7 @@ def gpu_unavailable_reason() -> str | None:
     if not profile.has_usable_gpu:
         return f"no usable GPU ({profile.platform}: {profile.reason})"
     if importlib.util.find_spec("cudf") is None:
-        return "RAPIDS is not installed (pip install 'workbench[gpu]')"
+        return "RAPIDS is not installed (pip install 'gpu-workbench[gpu]')"
     return None
 
 

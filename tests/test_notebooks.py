@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 # The dev extra brings these; a bare GPU test machine may lack them.
-nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbformat (pip install 'workbench[dev]')")
-NotebookClient = pytest.importorskip("nbclient", reason="the notebook tests need nbclient (pip install 'workbench[dev]')").NotebookClient
+nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbformat (pip install 'gpu-workbench[dev]')")
+NotebookClient = pytest.importorskip("nbclient", reason="the notebook tests need nbclient (pip install 'gpu-workbench[dev]')").NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -64,7 +64,7 @@ class PinnedLimitWarning(WorkbenchWarning):
 
 def missing(package: str, extra: str | None = None, purpose: str = "") -> MissingDependencyError:
     """The error for an optional dependency that is not installed, with the install hint."""
-    hint = f"pip install 'workbench[{extra}]'" if extra else f"pip install {package}"
+    hint = f"pip install 'gpu-workbench[{extra}]'" if extra else f"pip install {package}"
     what = f" ({purpose})" if purpose else ""
     return MissingDependencyError(
         f"{package} is not available{what}. Please make sure '{package}' is installed: {hint}"
