@@ -32,6 +32,7 @@ _LAZY = {
     "config": ("workbench.config", None),
     "datasets": ("workbench.datasets", None),
     "ml": ("workbench.ml", None),
+    "lab": ("workbench.lab", None),
     "hardware": ("workbench.hardware", None),
     "memory": ("workbench.memory", None),
     "errors": ("workbench.errors", None),
