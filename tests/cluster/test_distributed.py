@@ -197,7 +197,7 @@ def test_a_worker_killed_mid_fit_gives_the_same_model(client, many):
 
 def test_cuml_models_need_gpu_workers(client, data):
     with pytest.raises(ValueError, match="GPU workers only.*xgboost_classifier or xgboost_regressor"):
-        fit_on_cluster("logistic_regression", str(data), "v1", FEATURES, client)
+        fit_on_cluster("logistic_regression", str(data), "id1", FEATURES, client)
 
 
 def test_a_partitioned_dataset_holds_the_catalog_rows(data):
