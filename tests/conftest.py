@@ -21,10 +21,19 @@ def gpu_unavailable_reason() -> str | None:
     return None
 
 
+# GPU tests that apply a memory budget in the test process itself (the cluster's: its
+# workers inherit the session's policy). RMM's resource is set once per process, so they
+# run after every other test; the other budgeted GPU tests start their own interpreter.
+PROCESS_BUDGET = ("tests/cluster/",)
+
+
 def pytest_collection_modifyitems(config, items):
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
+    last = [i for i in gpu_items if i.nodeid.startswith(PROCESS_BUDGET)]
+    if last:
+        items[:] = [i for i in items if i not in last] + last
     reason = gpu_unavailable_reason()
     if reason:
         skip = pytest.mark.skip(reason=reason)

@@ -73,7 +73,7 @@ def test_an_unknown_backend_is_refused():
 def test_gpu_workers_carry_the_memory_policy(groupby_data):
     import dask_cudf  # noqa: F401 - registers the cudf backend of dask.dataframe
 
-    session = wb.init(backend="gpu", budget="2GB")
+    session = wb.init(backend="gpu", budget="8GB")  # the budget of the other cluster GPU tests
 
     def worker_chain():
         return [type(mr).__name__ for mr in wb.memory.resource_chain()]
@@ -83,6 +83,6 @@ def test_gpu_workers_carry_the_memory_policy(groupby_data):
         (chain,) = client.run(worker_chain).values()
         ddf = dd.read_parquet(str(groupby_data)).to_backend("cudf")
         got = _by_id4(ddf.groupby("id4")["v1"].sum().compute().to_pandas())
-    assert "LimitingResourceAdaptor" in chain  # the 2 GB budget reached the worker
+    assert "LimitingResourceAdaptor" in chain  # the budget reached the worker
     assert_frame_equal(got, _expected(groupby_data), check_dtypes=False)
     assert any("GPU workers" in m for _, m in session.log)

@@ -45,7 +45,7 @@ ENGINES = ("auto", "cpu", "gpu", "streaming")
 
 
 def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | None = None,
-            as_frame: bool = False):
+            as_frame: bool = False, cluster=None):
     """Run a polars query, on the GPU when the session has one.
 
     Parameters
@@ -65,6 +65,9 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
     as_frame : bool
         Return a :class:`workbench.Frame` instead of a polars DataFrame. A result
         computed on the GPU then stays there until a CPU view needs it.
+    cluster : distributed.Client, optional
+        Run the query across a Dask cluster's workers (``wb.cluster()``), reading
+        its ``pl.scan_parquet`` sources there; see :mod:`workbench.engine.distributed`.
 
     Returns
     -------
@@ -75,6 +78,10 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
                         "use frame.lazy() or df.lazy() to make one")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if cluster is not None:
+        from workbench.engine.distributed import collect_on_cluster
+
+        return collect_on_cluster(lf, cluster, as_frame=as_frame, raise_on_fail=raise_on_fail)
     session = current_session()
     strict = session.strict if raise_on_fail is None else raise_on_fail
     result = _collect(lf, engine, session, strict)
