@@ -207,3 +207,19 @@ def test_explain_on_the_cpu():
     assert text.startswith("runs on the CPU") and "splits by key: yes" in text and "id1" in text
     with pytest.raises(TypeError, match="LazyFrame"):
         wb.explain(x)
+
+
+def test_plans_with_python_functions_are_inspected_without_error():
+    from workbench.engine import natural
+
+    wb.init(backend="cpu")
+    x, _ = _h2o(100, 0)
+    lf = wb.Frame.from_polars(x).lazy().select(pl.col("v3").map_batches(lambda s: s * 2,
+                                                                       return_dtype=pl.Float64))
+    info = inspect(lf)
+    assert info.split is None and "plan view cannot show" in info.why_not
+    assert not natural.rewritable(lf)
+    grouped = wb.Frame.from_polars(x).lazy().group_by("id1").agg(
+        pl.col("v3").map_batches(lambda s: s.sum(), returns_scalar=True, return_dtype=pl.Float64))
+    # a function per group still splits exactly (each group is in one partition)
+    assert inspect(grouped).split is not None and not natural.rewritable(grouped)

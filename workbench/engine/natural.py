@@ -67,7 +67,10 @@ class _GroupBy:
 def rewritable(lf: pl.LazyFrame) -> bool:
     """Whether ``lf`` holds a group-by that :func:`collect` would rewrite."""
     nt = lf._ldf.visit()
-    return bool(_find(nt, nt.get_node()))
+    try:
+        return bool(_find(nt, nt.get_node()))
+    except NotImplementedError:  # a node polars' IR view cannot show (a Python UDF)
+        return False
 
 
 def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
@@ -88,7 +91,7 @@ def _find(nt, node: int) -> list[tuple[int, _GroupBy]]:
     if type(ir).__name__ == "GroupBy":
         try:
             return [(node, _parse(nt, ir))]
-        except _Refuse:
+        except (_Refuse, NotImplementedError):
             pass
     found = []
     for child in nt.get_inputs():

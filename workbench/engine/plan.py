@@ -89,16 +89,18 @@ class _NoSplit(Exception):
 def inspect(lf: pl.LazyFrame) -> PlanInfo:
     """Inputs and key split of ``lf``'s optimised plan (see the module docstring)."""
     nt = lf._ldf.visit()
-    inputs = _inputs(nt, nt.get_node())
-    nt.set_node(_root(nt))
+    root = nt.get_node()
     try:
-        return PlanInfo(tuple(inputs), _split(nt))
+        inputs = tuple(_inputs(nt, root))
+    except NotImplementedError as err:  # a node polars' IR view cannot show (a Python UDF)
+        return PlanInfo((), None, f"the plan holds what polars' plan view cannot show ({err})")
+    nt.set_node(root)
+    try:
+        return PlanInfo(inputs, _split(nt))
     except _NoSplit as why:
-        return PlanInfo(tuple(inputs), None, str(why))
-
-
-def _root(nt) -> int:
-    return nt.get_node()
+        return PlanInfo(inputs, None, str(why))
+    except NotImplementedError as err:
+        return PlanInfo(inputs, None, f"an expression polars' plan view cannot show ({err})")
 
 
 def _inputs(nt, node: int) -> list[Input]:

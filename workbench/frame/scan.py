@@ -134,10 +134,14 @@ def _partition_rows(frame, names, predicate, feed, part: Partition):
     from workbench.frame import device
 
     wanted = list(dict.fromkeys(names + keys))
+    chunks = None
     if frame._host is None or _fits_resident(frame, wanted):
-        columns = frame._device_columns(wanted)
-        chunks = [columns]
-    else:
+        try:
+            chunks = [frame._device_columns(wanted)]
+        except DoesNotFit:
+            if frame._host is None:
+                raise
+    if chunks is None:
         chunks = DeviceChunks(frame, wanted, feed).columns()
     picked, rows = device.partition_rows(chunks, [wanted.index(k) for k in keys], part.index,
                                          part.count)
@@ -150,7 +154,8 @@ def _fits_resident(frame, names) -> bool:
 
     table = frame._table
     needed = sum(table.column(n).nbytes for n in names)
-    return needed <= frame._session.resident_limit - residency.cache(frame._session).nbytes
+    held = residency.cache(frame._session)
+    return needed <= held.limit - held.nbytes
 
 
 def _resident(frame, names, feed: GPUFeed):
