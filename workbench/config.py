@@ -10,6 +10,8 @@ must fail as it would on the GPU, not be ignored until the first GPU run.
 ``WORKBENCH_MEMORY``        the memory mode (see :data:`workbench.memory.MODES`)
 ``WORKBENCH_GPU_BUDGET``    device memory a process may use: ``8GB``, ``0.25``, ``50%``
 ``WORKBENCH_DATA``          where generated datasets are cached
+``WORKBENCH_STUDENT``       the student a lab kernel records exercise results for
+``WORKBENCH_WORKSPACE``     the lab workspace those results go to (set by ``workbench lab``)
 ==========================  ==========================================================
 
 >>> from workbench import config
@@ -32,7 +34,9 @@ BACKEND = "WORKBENCH_BACKEND"
 MEMORY = "WORKBENCH_MEMORY"
 BUDGET = "WORKBENCH_GPU_BUDGET"
 DATA = "WORKBENCH_DATA"
-VARIABLES = (BACKEND, MEMORY, BUDGET, DATA)
+STUDENT = "WORKBENCH_STUDENT"
+WORKSPACE = "WORKBENCH_WORKSPACE"
+VARIABLES = (BACKEND, MEMORY, BUDGET, DATA, STUDENT, WORKSPACE)
 
 BACKENDS = ("auto", "cpu", "gpu")
 ANY_DEVICE = 1 << 62  # the memory a budget is checked against before the device is known

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.lab.exercises import strip_solutions
+
 from workbench.lab import budget_setting, environment, gpu_for, lessons_dir, prepare_workspace
 
 LESSONS = lessons_dir()
@@ -26,7 +28,9 @@ def test_the_workspace_gets_the_lessons_and_keeps_the_students_edits(tmp_path):
     workspace = tmp_path / "ws"
     copied = prepare_workspace(workspace)
     assert sorted(p.name for p in copied) == sorted(p.name for p in LESSONS.glob("*.ipynb"))
-    assert all(p.read_bytes() == (LESSONS / p.name).read_bytes() for p in copied)
+    # the student's copies: the lessons with their solution cells turned into stubs
+    for p in copied:
+        assert json.loads(p.read_text()) == strip_solutions(LESSONS / p.name)
     mine = copied[0]
     mine.write_text('{"edited": "by the student"}')
     assert prepare_workspace(workspace) == []  # nothing copied over the student's work

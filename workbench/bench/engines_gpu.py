@@ -38,7 +38,7 @@ from workbench.optional import available
 
 def _gpu_reason(module: str, package: str) -> str | None:
     if not available(module):
-        return f"{module} is not installed (pip install 'workbench[gpu]' for {package})"
+        return f"{module} is not installed (pip install 'gpu-workbench[gpu]' for {package})"
     if gpu_count() == 0:
         return "no NVIDIA GPU found"
     return None

@@ -21,7 +21,7 @@ DEMO_MIN_ROWS = 1_000
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name=PROG)
+@click.version_option(__version__, prog_name=PROG, package_name="gpu-workbench")
 def main() -> None:
     """A GPU-accelerated data-science workbench (polars + RAPIDS)."""
 

@@ -139,7 +139,7 @@ def _gpu_cluster(session, common: dict, options: dict, strict: bool | None):
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError:  # a fallback, not an error: CPU workers run the same work
-        session.fallback("cluster", "dask-cuda is not installed: pip install 'workbench[gpu]'",
+        session.fallback("cluster", "dask-cuda is not installed: pip install 'gpu-workbench[gpu]'",
                          strict=strict)
         return None
     # Unset values take dask-cuda's defaults (one worker per visible GPU, one thread each).

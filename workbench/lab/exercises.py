@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-STUDENT = "WORKBENCH_STUDENT"
-WORKSPACE = "WORKBENCH_WORKSPACE"
+from workbench.config import STUDENT, WORKSPACE
+
 SOLUTION_TAG = "solution"
 
 # id -> Exercise, filled by workbench.lab.checks

@@ -15,7 +15,6 @@ copied, then the process becomes JupyterLab (``exec``) with the options given af
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from workbench import config
 from workbench.config import BUDGET as ENV_BUDGET
 from workbench.errors import missing
+from workbench.lab.exercises import WORKSPACE, strip_solutions
 from workbench.optional import available
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # .../workbench
@@ -76,12 +76,9 @@ def prepare_workspace(workspace: str | Path, lessons: str | Path | None = None) 
         target = workspace / lesson.name
         if target.exists():
             continue
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            shutil.copyfile(lesson, partial)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
+        # The student's copy: solution cells become stubs (written under a temporary
+        # name, then renamed, by strip_solutions).
+        strip_solutions(lesson, target)
         copied.append(target)
     return copied
 
@@ -203,6 +200,7 @@ def prepare(workspace: str | Path, *, budget: str | None = None, students: int |
         config.budget()  # an unusable WORKBENCH_GPU_BUDGET would reach every kernel
     gpus = len(hardware.detect().gpus) if students is not None else 1
     env = environment(dict(os.environ), budget=budget, students=students, seat=seat, gpus=gpus)
+    env.setdefault(WORKSPACE, str(workspace))  # exercise results go to the workspace root
     if port is not None:
         check_port(port)
     source = Path(lessons).expanduser() if lessons is not None else lessons_dir()
