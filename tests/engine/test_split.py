@@ -145,6 +145,21 @@ def test_plans_that_do_not_split_say_why(plan, why):
     assert info.split is None and why in info.why_not
 
 
+@pytest.mark.parametrize("agg, simple", [
+    (pl.col("v1").sum(), True), (pl.len(), True), (pl.col("v3").mean(), True),
+    ((pl.col("v1").max() - pl.col("v2").min()).alias("r"), True), (pl.col("v1").count(), True),
+    (pl.col("v3").median(), False), (pl.col("v3").quantile(0.5), False),
+    (pl.col("v3").std(), False), (pl.col("v1").n_unique(), False),
+])
+def test_simple_plans_are_told_apart(agg, simple):
+    wb.init(backend="cpu")
+    x, y = _h2o(100, 0)
+    fx = wb.Frame.from_polars(x)
+    assert inspect(fx.lazy().group_by("id1", "id2").agg(agg)).split.simple is simple
+    joined = fx.lazy().join(wb.Frame.from_polars(y).lazy(), on="id1").group_by("id1").agg(pl.len())
+    assert inspect(joined).split.simple is False  # joins split first
+
+
 def test_inputs_and_bytes():
     wb.init(backend="cpu")
     x, _ = _h2o(1000, 0)
@@ -157,10 +172,12 @@ def test_inputs_and_bytes():
 
 
 # ------------------------------------------------------------ the choice, per platform
-def _info(nbytes_rows: int, split: bool):
+def _info(nbytes_rows: int, split: bool, simple: bool = False):
     wb.init(backend="cpu")
     f = wb.Frame.from_polars(pl.DataFrame({"k": np.zeros(nbytes_rows, np.int64)}))
-    lf = f.lazy().group_by("k").agg(pl.len()) if split else f.lazy().select(pl.col("k").sum())
+    by_k = f.lazy().group_by("k")
+    lf = (by_k.agg(pl.len()) if simple else by_k.agg(pl.col("k").median().alias("m"))) if split \
+        else f.lazy().select(pl.col("k").sum())
     return inspect(lf), f
 
 
@@ -189,6 +206,10 @@ def test_discrete_gpu_beyond_the_resident_limit_splits_or_streams():
     info, _ = _info(10_000, split=False)
     c = strategy.choose(info, policy, resident_limit=32_000)
     assert c.executor == "streaming" and "does not split" in c.reason
+    # a simple group-by (counts, sums...) streams first: one pass; the split if that fails
+    info, _ = _info(10_000, split=True, simple=True)
+    c = strategy.choose(info, policy, resident_limit=32_000)
+    assert c.executor == "streaming" and "split by key if that fails" in c.reason
     info, _ = _info(1_000, split=True)
     assert strategy.choose(info, policy, resident_limit=32_000).executor == "in-memory"
 
@@ -221,5 +242,5 @@ def test_plans_with_python_functions_are_inspected_without_error():
     assert not natural.rewritable(lf)
     grouped = wb.Frame.from_polars(x).lazy().group_by("id1").agg(
         pl.col("v3").map_batches(lambda s: s.sum(), returns_scalar=True, return_dtype=pl.Float64))
-    # a function per group still splits exactly (each group is in one partition)
-    assert inspect(grouped).split is not None and not natural.rewritable(grouped)
+    # a Python function per group: the plan view cannot show it, so no split is claimed
+    assert inspect(grouped).split is None and not natural.rewritable(grouped)

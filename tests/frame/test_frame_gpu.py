@@ -286,7 +286,7 @@ def test_data_larger_than_the_budget_streams_in_pinned_chunks():
                 pa.array(rng.integers(0, 50, n))),
             "v": rng.normal(size=n), "w": rng.normal(size=n)}))
         queries = {
-            "by_int": lambda lf: lf.group_by("k").agg(pl.col("v").sum(), pl.col("w").max()).sort("k"),
+            "by_int": lambda lf: lf.group_by("k").agg(pl.col("v").median(), pl.col("w").max()).sort("k"),
             "by_string": lambda lf: lf.group_by("s").agg(pl.len(), pl.col("v").mean()).sort("s"),
             "total": lambda lf: lf.select(pl.col("v").sum(), pl.col("w").max(), pl.len()),
         }
@@ -305,9 +305,10 @@ def test_data_larger_than_the_budget_streams_in_pinned_chunks():
                           "kinds": sorted({t.kind for t in copies if t.nbytes >= 1 << 20})}))
     """)
     assert out["same"] == {"by_int": True, "by_string": True, "total": True}
-    # the group-bys split by key (each partition reads every chunk once); the total streams
+    # the median splits by key (each partition reads every chunk once); the simple
+    # group-by and the total stream
     splits = [int(m.split(" into ")[1].split()[0]) for m in out["log"] if "split by key into" in m]
-    assert len(splits) == 2 and all(n >= 2 for n in splits), out["log"]
+    assert len(splits) == 1 and splits[0] >= 2, out["log"]
     assert any("streaming executor" in m for m in out["log"])
     assert out["chunks"] >= sum(splits) * 8  # v travels in at least 8 chunks per pass
     passes = sum(splits) + 1

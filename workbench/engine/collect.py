@@ -101,8 +101,10 @@ def _collect(lf, engine, session, strict):
             session.fallback("collect", session._why_cpu(), strict=strict)
         return lf.collect()
     session.ensure_gpu()
+    # 0. group-bys the GPU engine lacks (top_k, corr) asked in forms it has;
     # 1. the in-memory executor over resident columns: the fast path, while they fit;
-    # 2. beyond that, the plan split by key: each hash partition in memory;
+    # 2. beyond that, the plan split by key: each hash partition in memory (after the
+    #    streaming executor for simple plans, which it answers in one pass);
     # 3. the streaming executor, over resident columns for operations only it
     #    supports, over host chunks when the inputs do not fit and the plan does not split;
     # 4. polars on the CPU, with a warning (or an error with raise_on_fail).
@@ -120,15 +122,11 @@ def _collect(lf, engine, session, strict):
         session.note("collect: " + why)
     if info.split is not None and (choice.executor == "split" or not fits):
         count = choice.partitions if choice.executor == "split" else 2
-        try:
-            return _run_split(lf, info, count, session)
-        except BudgetTooSmall:
-            raise  # the budget is too small for any partition: say which would do
-        except Exception as err:  # noqa: BLE001 - an operation the GPU engine lacks
-            session.note(f"collect: the split plan cannot run on the GPU ({_reason(err)})")
-            _release(err)
-            fits = False
-    if choice.executor == "streaming":
+        answer = _try_split(lf, info, count, session)
+        if answer is not None:
+            return answer
+        fits = False
+    elif choice.executor == "streaming":
         session.note("collect: " + choice.reason)
         fits = False
     try:
@@ -136,8 +134,29 @@ def _collect(lf, engine, session, strict):
     except Exception as err:  # noqa: BLE001
         reason = _reason(err)
         _release(err)
+    if info.split is not None and choice.executor == "streaming":
+        # the streaming executor could not hold it (a result too large, say): split by key
+        count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
+        if count <= strategy.MAX_PASSES:
+            answer = _try_split(lf, info, count, session)
+            if answer is not None:
+                return answer
+        else:
+            reason += f"; a split by key would read the inputs {count} times"
     session.fallback("collect", reason, strict=strict)
     return lf.collect()
+
+
+def _try_split(lf, info, count: int, session):
+    """The split's answer, or None when the GPU engine cannot run its partitions."""
+    try:
+        return _run_split(lf, info, count, session)
+    except BudgetTooSmall:
+        raise  # the budget is too small for any partition: say which would do
+    except Exception as err:  # noqa: BLE001 - an operation the GPU engine lacks
+        session.note(f"collect: the split plan cannot run on the GPU ({_reason(err)})")
+        _release(err)
+    return None
 
 
 def _run_natural(lf, session, strict) -> pl.DataFrame:

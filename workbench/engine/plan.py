@@ -55,6 +55,9 @@ class Split:
     keys: dict[int, tuple[str, ...]]
     sort: tuple | None = None
     limit: int | None = None
+    #: every group-by only sums, counts, averages or takes extremes, and nothing joins:
+    #: cudf-polars' streaming executor answers such a plan in one pass over the data
+    simple: bool = False
 
     def finish(self, parts: list[pl.DataFrame]) -> pl.DataFrame:
         """The plan's answer from its partitions' answers."""
@@ -84,6 +87,12 @@ class PlanInfo:
 
 class _NoSplit(Exception):
     pass
+
+
+class _Keys(dict):
+    """The partition keys per Frame, and whether the plan is simple (see :class:`Split`)."""
+
+    simple = True
 
 
 def inspect(lf: pl.LazyFrame) -> PlanInfo:
@@ -147,7 +156,7 @@ _UPPER = ("Sort", "Slice", "Filter", "HStack", "Select", "SimpleProjection")
 
 def _split(nt) -> Split:
     """Walk down from the root: sorts, limits and row-wise steps, then a splitting step."""
-    sort, limit, keys = None, None, {}
+    sort, limit, keys = None, None, _Keys()
     while True:
         ir = nt.view_current_node()
         kind = type(ir).__name__
@@ -161,7 +170,7 @@ def _split(nt) -> Split:
             limit = ir.len
         elif kind in ("GroupBy", "Join"):
             _need(nt, nt.get_node(), None, keys)
-            return Split(keys, sort, limit)
+            return Split(dict(keys), sort, limit, keys.simple)
         elif kind in _UPPER:
             _row_wise(nt, ir, kind)
         else:
@@ -202,6 +211,7 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
             raise _NoSplit("a group-by by expressions, in order, or with a function")
         if getattr(ir.options, "slice", None) is not None:
             raise _NoSplit("a limit inside a group-by")
+        keys.simple &= all(_decomposable(nt, a.node) for a in ir.aggs)
         _need(nt, ir.input, _narrow(allowed, names), keys)
     elif kind == "Join":
         how = ir.options[0]
@@ -214,6 +224,7 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
         if allowed is not None and not (set(left) <= set(allowed) if isinstance(allowed, frozenset)
                                         else left == allowed):
             raise _NoSplit("a join on keys the steps above do not group by")
+        keys.simple = False
         _need(nt, ir.input_left, left, keys)
         _need(nt, ir.input_right, right, keys)
     elif kind in ("Filter", "HStack", "Select", "SimpleProjection"):
@@ -254,6 +265,31 @@ def _scan(ir, allowed, keys: dict) -> None:
 def _column(nt, named) -> str | None:
     e = nt.view_expression(named.node)
     return e.name if type(e).__name__ == "Column" else None
+
+
+_DECOMPOSABLE = {"sum", "mean", "min", "max", "count"}
+
+
+def _decomposable(nt, node: int) -> bool:
+    """An aggregation computed from per-chunk partial results (sum, count, mean, min, max)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Len", "Literal"):
+        return True
+    if kind == "Agg":
+        return e.name in _DECOMPOSABLE and all(_column(nt, _Named(a)) for a in e.arguments)
+    if kind == "BinaryExpr":
+        return _decomposable(nt, e.left) and _decomposable(nt, e.right)
+    if kind == "Cast":
+        return _decomposable(nt, e.expr)
+    return False
+
+
+class _Named:
+    """An expression node id where :func:`_column` expects a named expression."""
+
+    def __init__(self, node: int):
+        self.node = node
 
 
 # ------------------------------------------------------------------ row-wise steps
