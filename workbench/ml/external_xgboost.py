@@ -7,12 +7,14 @@ keeps the quantised pages in host memory (a disk cache on the CPU) and streams
 them to the device while it grows each tree. Only ``X`` is paged; labels, gradients
 and predictions (a few bytes per row) stay whole, so wide data gains the most.
 
-On the GPU, XGBoost allocates through RMM (``use_rmm=True``), so its memory comes
-from the session's resource (an async pool under the budget's limit, counted by
-the statistics adaptor): a fit over the budget fails as a ``MemoryError`` instead of
-taking the GPU from everyone else, and the peak is measured. XGBoost would size its
-pages and device cache from the whole GPU's memory; with a budget they are sized
-from it instead.
+On the GPU, an XGBoost built with RMM allocates through it (``use_rmm=True``), so
+its memory comes from the session's resource (an async pool under the budget's
+limit, counted by the statistics adaptor): a fit over the budget fails as a
+``MemoryError`` instead of taking the GPU from everyone else, and the peak is
+measured. An XGBoost built without RMM (the PyPI wheels) allocates from the CUDA
+driver's async pool (``use_cuda_async_pool=True``, XGBoost >= 3.2), outside the
+session's statistics. XGBoost would size its pages and device cache from the whole
+GPU's memory; with a budget they are sized from it instead.
 """
 
 from __future__ import annotations
@@ -134,17 +136,30 @@ class ExternalXGBoost:
         if self.task != "classification":
             raise AttributeError("predict_proba is for classifiers; this booster is a regressor")
         xp, p = self._raw(X)
-        return xp.stack([1.0 - p, p], axis=1) if self.n_classes == 2 else p
+        if self.n_classes != 2:
+            return p
+        out = xp.empty((len(p), 2), dtype=p.dtype)  # filled in place: no stacked temporaries
+        out[:, 1] = p
+        xp.subtract(1, p, out=out[:, 0])
+        return out
 
     def predict(self, X):
         """Values (regression) or class indices ``0..n_classes-1``, in the kind of array ``X`` is."""
+        xp, p = self._raw(X)
         if self.task == "regression":
-            return self._raw(X)[1]
-        return self.predict_proba(X).argmax(axis=1)
+            return p
+        # argmax of (1 - p, p) is p > 0.5 (a tie goes to class 0 either way)
+        return (p > 0.5).astype(np.int64) if self.n_classes == 2 else p.argmax(axis=1)
 
 
 def _rmm(xgboost, device: bool):
-    """``use_rmm=True`` on the GPU when XGBoost was built with RMM, as XGBoost advises."""
-    if device and xgboost.build_info().get("USE_RMM"):
+    """The memory pool XGBoost advises for external memory on the GPU: RMM
+    (``use_rmm=True``) when XGBoost was built with it, else (XGBoost >= 3.2, e.g. the
+    PyPI wheels, which are built without RMM) the CUDA driver's async pool."""
+    if not device:
+        return contextlib.nullcontext()
+    if xgboost.build_info().get("USE_RMM"):
         return xgboost.config_context(use_rmm=True)
+    if "use_cuda_async_pool" in xgboost.get_config():
+        return xgboost.config_context(use_cuda_async_pool=True)
     return contextlib.nullcontext()

@@ -123,11 +123,17 @@ class StreamedLogistic:
         Z = self.decision_function(X)
         xp = array_module(hasattr(Z, "__cuda_array_interface__"))
         if self.n_classes == 2:
-            p = xp.exp(-xp.logaddexp(0.0, -Z))
-            return xp.stack([1.0 - p, p], axis=1)
-        E = xp.exp(Z - Z.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
+            # Written into the output, not stacked: no second (n, 2) temporary.
+            out = xp.empty((len(Z), 2))
+            out[:, 1] = xp.exp(-xp.logaddexp(0.0, -Z))
+            xp.subtract(1.0, out[:, 1], out=out[:, 0])
+            return out
+        Z -= Z.max(axis=1, keepdims=True)  # Z is this call's own array
+        xp.exp(Z, out=Z)
+        Z /= Z.sum(axis=1, keepdims=True)
+        return Z
 
     def predict(self, X):
-        """Class indices ``0..n_classes-1``."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Class indices ``0..n_classes-1``: the largest score (no probabilities needed)."""
+        Z = self.decision_function(X)
+        return (Z > 0).astype(np.int64) if self.n_classes == 2 else Z.argmax(axis=1)
