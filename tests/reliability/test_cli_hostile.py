@@ -9,7 +9,6 @@ results, no temporary files) before the mistake was found.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import subprocess
 import signal
@@ -19,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.places import read_only, tree
+
 WORKBENCH = [sys.executable, "-m", "workbench"]
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with its checksum (folders as "dir")."""
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture
@@ -64,20 +61,6 @@ def assert_nothing_made(home: Path) -> None:
     assert tree(home / "cwd") == {}, "files were left in the working folder"
 
 
-@contextlib.contextmanager
-def read_only(folder: Path):
-    """``folder`` made read-only for this user; root ignores modes, so it gets immutable."""
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
-            pytest.skip("running as root on a file system without chattr +i")
-        undo = ["chattr", "-i", str(folder)]
-    else:
-        folder.chmod(0o555)
-        undo = ["chmod", "755", str(folder)]
-    try:
-        yield folder
-    finally:
-        subprocess.run(undo, check=True)
 
 
 # --- bench ----------------------------------------------------------------------------

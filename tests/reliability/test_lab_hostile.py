@@ -8,7 +8,6 @@ systems and admins send) — checked on real JupyterLab processes with psutil.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.places import read_only, tree
 from workbench.lab import lessons_dir
 
 WORKBENCH = [sys.executable, "-m", "workbench"]
@@ -29,9 +29,6 @@ TOKEN = "workbench-hostile-token"
 ROOT = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
 
 
-def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
 
 
 LESSONS_BEFORE = tree(lessons_dir())
@@ -75,20 +72,6 @@ def assert_refused(res, tmp_path: Path, *words: str, code: int | None = None) ->
     assert tree(lessons_dir()) == LESSONS_BEFORE
 
 
-@contextlib.contextmanager
-def read_only(folder: Path):
-    """``folder`` made read-only for this user; root ignores modes, so it gets immutable."""
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
-            pytest.skip("running as root on a file system without chattr +i")
-        undo = ["chattr", "-i", str(folder)]
-    else:
-        folder.chmod(0o555)
-        undo = ["chmod", "755", str(folder)]
-    try:
-        yield folder
-    finally:
-        subprocess.run(undo, check=True)
 
 
 def free_port() -> int:
