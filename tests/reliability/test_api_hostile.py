@@ -283,3 +283,22 @@ def test_os_environment_is_not_left_changed_by_failures(monkeypatch):
         with pytest.raises(ConfigurationError):
             wb.init(**options)
     assert {k: v for k, v in os.environ.items() if k.startswith("WORKBENCH_")} == before
+
+
+@pytest.mark.parametrize("values, dtype, error", [
+    ([1, 300, -1000], "int8", OverflowError),
+    ([0, 2**40], "int32", OverflowError),
+    ([-1, 5], "uint16", OverflowError),
+    ([1.5, 2.0], "int64", TypeError),
+])
+def test_matrices_never_wrap_or_truncate_values(values, dtype, error):
+    import workbench as wb
+
+    wb.init(backend="cpu")
+    df = pl.DataFrame({"a": values})
+    before = df.clone()
+    frame = wb.Frame.from_polars(df)
+    with pytest.raises(error, match=r"(wrap|truncate).*'a'|'a'.*(wrap|truncate)"):
+        frame.to_numpy(["a"], dtype=dtype)
+    assert frame.to_polars().equals(before) and df.equals(before)
+    assert frame.to_numpy(["a"], dtype="float64")[:, 0].tolist() == [float(v) for v in values]

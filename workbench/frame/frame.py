@@ -409,10 +409,34 @@ class Frame:
         import numpy as np
 
         names = self._numeric_columns(columns, "to_numpy")
+        self._check_cast(names, dtype, "to_numpy")
         out = np.empty((len(self), len(names)), dtype=dtype, order="F")
         for j, name in enumerate(names):
             out[:, j] = self._table.column(name).to_numpy(zero_copy_only=False)
         return out
+
+    def _check_cast(self, names: list[str], dtype, method: str) -> None:
+        """Refuse a matrix dtype that would change values: integers out of its range
+        (they would wrap) or fractions (they would be truncated)."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        target = np.dtype(dtype)
+        if target.kind not in "iub" or self._host is None:
+            return
+        info = np.iinfo(target) if target.kind in "iu" else None
+        for name in names:
+            column = self._table.column(name)
+            if pa.types.is_floating(column.type):
+                raise TypeError(f"{method}(dtype={dtype!r}) would truncate the fractions of the "
+                                f"float column {name!r}; use a float dtype, or cast the column "
+                                "to integers yourself first")
+            lo_hi = pc.min_max(column)
+            lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+            if info is not None and lo is not None and (lo < info.min or hi > info.max):
+                raise OverflowError(f"column {name!r} holds values from {lo} to {hi}, outside "
+                                    f"{target} ({info.min}..{info.max}); {method} would wrap them: "
+                                    "choose a wider dtype such as 'int64' or 'float64'")
 
     def _numeric_columns(self, columns, method: str) -> list[str]:
         names = list(columns) if columns is not None else self.columns
@@ -485,6 +509,7 @@ class Frame:
         from workbench.frame import device as _device
 
         names = self._numeric_columns(columns, "to_cupy")
+        self._check_cast(names, dtype, "to_cupy")
         cols = self._device_columns(names)
         out = cp.empty((len(self), len(names)), dtype=dtype, order="F")
         for j, col in enumerate(cols):
