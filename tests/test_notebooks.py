@@ -113,6 +113,17 @@ def _text(nb) -> str:
     return "\n".join(parts)
 
 
+def _shown(nb) -> str:
+    """Everything a student sees, HTML views included."""
+    return "\n".join(str(out.get("text", "")) + "".join(str(v) for v in out.get("data", {}).values())
+                     for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def _widgets(nb) -> int:
+    return sum("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+               for cell in nb.cells for out in cell.get("outputs", []))
+
+
 def _images(nb) -> int:
     return sum("image/png" in out.get("data", {})
                for cell in nb.cells for out in cell.get("outputs", []))
@@ -271,6 +282,10 @@ def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
     errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
     assert not errors, errors
     assert all(cell.execution_count is not None for cell in code), "some cells did not run"
+    # what a student sees: no raw object reprs, and a progress bar where data is built
+    assert not re.search(r"<[\w.]+ object at 0x[0-9a-f]+>", _shown(nb)), "a raw object repr is shown"
+    if path.name.startswith("01-"):
+        assert _widgets(nb) >= 1, "building the taxi data showed no progress widget"
     check = CHECKS.get(path.name)
     if check is not None:
         check(nb)
