@@ -103,23 +103,18 @@ class Probes(Protocol):
 
 
 class SystemProbes:
-    """The real probes: ``/proc``, NVML via ``pynvml``, the driver via ctypes."""
+    """The real probes: psutil and ``/proc``, NVML via ``pynvml``, the driver via ctypes."""
 
     def meminfo(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        try:
-            with open("/proc/meminfo") as fh:
-                for line in fh:
-                    key, _, rest = line.partition(":")
-                    parts = rest.split()
-                    if parts:
-                        scale = 1024 if parts[-1:] == ["kB"] else 1
-                        out[key] = int(parts[0]) * scale
-        except (OSError, ValueError):
-            # Not Linux: the physical size is all we can tell without psutil.
-            total = guard(lambda: os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-            out = {"MemTotal": total, "MemAvailable": total} if total else {}
-        return out
+        # psutil reads /proc/meminfo on Linux (MemAvailable as "available") and the
+        # platform's own counters elsewhere.
+        import psutil
+
+        mem = guard(psutil.virtual_memory)
+        if mem is None:
+            return {}
+        return {"MemTotal": int(mem.total), "MemAvailable": int(mem.available),
+                "MemFree": int(mem.free)}
 
     def is_wsl(self) -> bool:
         try:

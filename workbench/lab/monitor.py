@@ -62,10 +62,11 @@ class Snapshot:
 
 
 def _host_rss() -> int | None:
+    import psutil
+
     try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        return int(psutil.Process().memory_info().rss)
+    except psutil.Error:
         return None
 
 
