@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -21,19 +22,31 @@ def gpu_unavailable_reason() -> str | None:
     return None
 
 
-# GPU tests that apply a memory budget in the test process itself (the cluster's: its
-# workers inherit the session's policy). RMM's resource is set once per process, so they
-# run after every other test; the other budgeted GPU tests start their own interpreter.
-PROCESS_BUDGET = ("tests/cluster/",)
+#: names this variable to mark the interpreter that tests/cluster/test_cluster_gpu_process.py starts
+PROCESS_VAR = "WORKBENCH_TEST_PROCESS"
+CLUSTER_GPU = "cluster-gpu"
+#: GPU tests that apply a memory budget in the test process itself (the cluster's: its
+#: workers inherit the session's policy). RMM's resource is set once per process, so where
+#: other GPU tests share the run they are left to an interpreter of their own, which
+#: tests/cluster/test_cluster_gpu_process.py starts; the other budgeted GPU tests start theirs.
+OWN_PROCESS = ("tests/cluster/test_cluster_gpu.py::",
+               "tests/cluster/test_cluster.py::test_gpu_workers_carry_the_memory_policy")
+WRAPPER = "tests/cluster/test_cluster_gpu_process.py::"
 
 
 def pytest_collection_modifyitems(config, items):
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
-    last = [i for i in gpu_items if i.nodeid.startswith(PROCESS_BUDGET)]
-    if last:
-        items[:] = [i for i in items if i not in last] + last
+    own = [i for i in gpu_items if i.nodeid.startswith(OWN_PROCESS)]
+    if os.environ.get(PROCESS_VAR) == CLUSTER_GPU:
+        drop = [i for i in items if i.nodeid.startswith(WRAPPER)]  # never a child of the child
+    else:  # alone in the run they may share this process; else the wrapper runs them
+        drop = own if len(own) < len(gpu_items) else []
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if i not in drop]
+        gpu_items = [i for i in gpu_items if i not in drop]
     reason = gpu_unavailable_reason()
     if reason:
         skip = pytest.mark.skip(reason=reason)

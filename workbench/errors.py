@@ -39,6 +39,10 @@ class DoesNotFit(WorkbenchError, MemoryError):
         self.needed, self.limit = needed, limit
 
 
+class ClusterConnectionError(WorkbenchError, ConnectionError):
+    """No Dask scheduler answered at the address given to ``wb.cluster``."""
+
+
 class BudgetTooSmall(WorkbenchError, MemoryError):
     """The GPU budget cannot hold even the smallest piece a query can be split into.
 
@@ -60,6 +64,10 @@ class GPUFallbackWarning(WorkbenchWarning):
 
 class PinnedLimitWarning(WorkbenchWarning):
     """Host memory was not pinned because the policy's pinned limit was reached."""
+
+
+class ClusterFallbackWarning(WorkbenchWarning):
+    """A query for the cluster ran in this process instead (polars streaming); says why."""
 
 
 def missing(package: str, extra: str | None = None, purpose: str = "") -> MissingDependencyError:

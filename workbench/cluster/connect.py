@@ -16,15 +16,11 @@ import numbers
 
 from dask.utils import parse_bytes, parse_timedelta
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ClusterConnectionError  # defined there, re-exported here
 
 #: seconds allowed for connecting to a scheduler and hearing back from it
 CONNECT_TIMEOUT = 10.0
 SCHEMES = ("tcp", "tls", "ucx", "ucxx", "ws", "wss", "inproc")
-
-
-class ClusterConnectionError(WorkbenchError, ConnectionError):
-    """No Dask scheduler answered at the address given to ``wb.cluster``."""
 
 
 def check_count(option: str, value, *, allow_none: bool = True) -> int | None:

@@ -33,10 +33,12 @@ import pyarrow as pa
 
 from workbench.datasets import catalog as _catalog, guard as _guard, store as _store
 from workbench.datasets.catalog import UnknownDatasetError
+from workbench.datasets.partitioned import load_dask, write_partitioned
 from workbench.datasets.store import DatasetWriteError, data_home
 
 __all__ = [
     "list", "describe", "make", "load", "sample", "generate", "data_home",
+    "write_partitioned", "load_dask",
     "DatasetWriteError", "UnknownDatasetError",
 ]
 

@@ -33,15 +33,11 @@ from pathlib import Path
 
 import polars as pl
 
-from workbench.errors import WorkbenchWarning, chained
+from workbench.errors import ClusterFallbackWarning, chained  # the warning is re-exported here
 from workbench.session import current_session
 
 #: how long to wait for replacement workers after one was lost
 RECOVERY_TIMEOUT = 120.0
-
-
-class ClusterFallbackWarning(WorkbenchWarning):
-    """A query for the cluster ran in this process instead (polars streaming); says why."""
 
 
 class Unsupported(Exception):
