@@ -10,6 +10,7 @@ core (:mod:`workbench.ml.beyond`).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,20 +20,24 @@ from workbench.ml.model import Model
 from workbench.ml.split import held_out
 from workbench.session import current_session
 
+if TYPE_CHECKING:
+    from workbench.ml.distributed import ClusterFit
+
 _NEED_FINITE = {"logistic_regression", "linear_regression", "ridge", "random_forest_classifier",
                 "random_forest_regressor", "kmeans"}
 
 
 def fit(data, target: str | None = None, features: list[str] | None = None, *,
         model="logistic_regression", backend: str | None = None, test_size: float = 0.2,
-        seed: int = 0, scale: bool | None = None, **params) -> Model:
+        seed: int = 0, scale: bool | None = None, cluster=None, **params) -> Model | ClusterFit:
     """Train ``model`` on ``data`` and evaluate it on held-out rows.
 
     Parameters
     ----------
     data : Frame, polars.DataFrame or pandas.DataFrame
         Features and target; never modified. String and categorical features are
-        one-hot encoded; numeric and bool ones used as they are.
+        one-hot encoded; numeric and bool ones used as they are. With ``cluster``, also
+        Parquet path(s) (read by the workers) or a dask DataFrame; numeric features only.
     target : str or None
         The target column; None for clustering.
     features : list of str, optional
@@ -48,17 +53,33 @@ def fit(data, target: str | None = None, features: list[str] | None = None, *,
     scale : bool, optional
         Standard-scale the features (fitted on the training rows, applied by
         ``predict``). Default: on for linear and logistic regression and k-means.
+    cluster : distributed.Client, optional
+        Train across this cluster's workers instead (``wb.cluster()`` or any Dask client):
+        :func:`workbench.ml.distributed.fit_on_cluster`, with ``model`` one of its names
+        (XGBoost on any workers; cuML's Dask estimators on GPU workers). The workers'
+        kind decides the backend, so ``backend`` and ``scale`` are not taken.
     **params :
         Passed to the estimator (a name's constructor, or an estimator's ``set_params``).
 
     Returns
     -------
-    Model
+    Model, or with ``cluster`` a :class:`~workbench.ml.distributed.ClusterFit` whose
+    ``estimator`` is an ordinary single-process one (it predicts on a float32 matrix of
+    the features)
     """
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or \
             not 0 <= test_size < 1:
         raise ValueError(f"test_size must be a share of the rows in [0, 1), e.g. 0.2; "
                          f"got {test_size!r}")
+    if cluster is not None:
+        if backend is not None or scale is not None:
+            raise ValueError("backend= and scale= do not apply with cluster=: the workers decide "
+                             "where the fit runs (wb.cluster(backend=...)) and features are not "
+                             "scaled there; leave them out")
+        from workbench.ml.distributed import fit_on_cluster
+
+        return fit_on_cluster(model, data, target, features, cluster, test_size=test_size,
+                              seed=seed, **params)
     frame = prep.as_frame(data)
     session = current_session()
     gpu = _backend(session, backend, model)
