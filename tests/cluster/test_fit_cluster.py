@@ -48,3 +48,26 @@ def test_a_cluster_fit_predicts_what_one_process_fit_predicts(client, data, give
 def test_backend_and_scale_are_refused_with_a_cluster(client, data):
     with pytest.raises(ValueError, match="backend= and scale= do not apply with cluster="):
         wb.ml.fit(str(data), "v3", FEATURES, model="xgboost_regressor", cluster=client, scale=True)
+
+
+def test_a_cluster_fit_is_a_model_that_predicts_labels_from_frames(client):
+    import numpy as np
+    import polars as pl
+
+    import workbench as wb
+    from workbench.ml.model import Model
+
+    wb.init(backend="cpu")
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = rng.normal(size=n)
+    df = pl.DataFrame({"x": x, "w": rng.normal(size=n),
+                       "label": np.where(x > 0, "up", "down")})
+    m = wb.ml.fit(df, "label", ["x", "w"], model="xgboost_classifier", cluster=client,
+                  n_estimators=10, max_depth=2)
+    assert isinstance(m, Model)
+    assert m.classes_.tolist() == ["down", "up"]
+    predicted = m.predict(df)
+    assert set(predicted.tolist()) <= {"down", "up"}
+    assert (predicted == df["label"].to_numpy()).mean() > 0.95
+    assert m.score(df) > 0.95

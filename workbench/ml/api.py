@@ -10,7 +10,6 @@ core (:mod:`workbench.ml.beyond`).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,16 +19,13 @@ from workbench.ml.model import Model
 from workbench.ml.split import held_out
 from workbench.session import current_session
 
-if TYPE_CHECKING:
-    from workbench.ml.distributed import ClusterFit
-
 _NEED_FINITE = {"logistic_regression", "linear_regression", "ridge", "random_forest_classifier",
                 "random_forest_regressor", "kmeans"}
 
 
 def fit(data, target: str | None = None, features: list[str] | None = None, *,
         model="logistic_regression", backend: str | None = None, test_size: float = 0.2,
-        seed: int = 0, scale: bool | None = None, cluster=None, **params) -> Model | ClusterFit:
+        seed: int = 0, scale: bool | None = None, cluster=None, **params) -> Model:
     """Train ``model`` on ``data`` and evaluate it on held-out rows.
 
     Parameters
@@ -63,9 +59,7 @@ def fit(data, target: str | None = None, features: list[str] | None = None, *,
 
     Returns
     -------
-    Model, or with ``cluster`` a :class:`~workbench.ml.distributed.ClusterFit` whose
-    ``estimator`` is an ordinary single-process one (it predicts on a float32 matrix of
-    the features)
+    Model (with ``cluster`` too: its ``estimator`` is an ordinary single-process one)
     """
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or \
             not 0 <= test_size < 1:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 
 from workbench.engine.distributed import describe_workers, retry_lost_workers
+from workbench.ml import prep, targets
+from workbench.ml.model import Model
 from workbench.ml.split import held_out
 from workbench.session import current_session
 
@@ -48,26 +50,8 @@ COLLECTIVE_TIMEOUT = 300
 _Y = "__workbench_target__"
 
 
-@dataclass
-class ClusterFit:
-    """A model trained on a cluster: the single-process estimator and what happened."""
-
-    estimator: object
-    model_name: str
-    backend: str
-    task: str
-    features: list[str]
-    target: str | None
-    classes_: np.ndarray | None = None
-    metrics: dict = field(default_factory=dict)
-    seconds: dict = field(default_factory=dict)
-    n_train: int = 0
-    n_test: int = 0
-    notes: list = field(default_factory=list)
-
-
 def fit_on_cluster(model: str, data, target: str | None, features=None, client=None, *,
-                   test_size: float = 0.2, seed: int = 0, **params) -> ClusterFit:
+                   test_size: float = 0.2, seed: int = 0, **params) -> Model:
     """Train ``model`` across the workers of ``client`` and score it on the held-out rows.
 
     Parameters
@@ -141,8 +125,12 @@ def fit_on_cluster(model: str, data, target: str | None, features=None, client=N
     note = (f"ml.fit {model} on {len(workers)} {backend.upper()} workers "
             f"({path.rsplit('.', 1)[0]}): fit {seconds['fit']:.3f} s")
     session.note(note)
-    return ClusterFit(estimator, model, backend, task, features, target, classes, metrics, seconds,
-                      n_train=n_train, n_test=n_test if test_size > 0 else 0, notes=[note])
+    # The same Model as a single-process fit: it predicts anywhere, labels decoded.
+    labels = targets.Labels(pl.Series(classes)) if classes is not None else None
+    return Model(estimator, model, backend, task, list(features), target,
+                 None if labels is None else labels.classes_, metrics, seconds,
+                 n_train=n_train, n_test=n_test if test_size > 0 else 0, notes=[note],
+                 recipe=prep.Recipe(list(features), {}), labels=labels)
 
 
 def _resolve(model, ddf, target) -> str:
