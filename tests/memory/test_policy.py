@@ -294,7 +294,7 @@ def test_cpu_policy_applies_without_touching_the_gpu(fresh_state):
 
 @pytest.mark.skipif(importlib.util.find_spec("rmm") is not None, reason="rmm is installed here")
 def test_gpu_policy_without_rmm_names_the_extra(fresh_state):
-    with pytest.raises(MissingDependencyError, match=r"pip install 'workbench\[gpu\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'gpu-workbench\[gpu\]'"):
         choose(hardware_profile("h100")).apply()
     assert memory.applied() is None
 
