@@ -6,28 +6,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
+
+from tests.places import free_port, stop, wait_serving
 
 TOKEN = "workbench-exercise-token"
 LESSON = "06-unified-memory.ipynb"  # no dataset to generate: quick to run in full
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def lab(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), MPLBACKEND="Agg",
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), IPYTHONDIR=str(tmp_path / "ipython"),
                WORKBENCH_STUDENT="student1", WORKBENCH_BACKEND="cpu")
@@ -38,29 +32,9 @@ def lab(tmp_path):
          *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=5).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _kill(proc, signal.SIGKILL)
-                pytest.fail("JupyterLab did not start:\n" + proc.stdout.read().decode()[-3000:])
-            time.sleep(0.5)
+    wait_serving(proc, f"{base}/api/status?token={TOKEN}", 90, proc.stdout)
     yield base, tmp_path / "ws"
-    _kill(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        _kill(proc, signal.SIGKILL)
-
-
-def _kill(proc, sig) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
+    stop(proc)
 
 
 def test_a_student_runs_a_lesson_and_sees_the_check(lab, tmp_path):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.places import free_port, stop, wait_serving
 
 from workbench.lab.exercises import strip_solutions
 
@@ -76,10 +76,6 @@ def test_students_are_spread_over_the_gpus():
     assert environment({}) == {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str):
@@ -102,7 +98,7 @@ def _environ(pid: int) -> dict[str, str]:
 @pytest.fixture
 def lab_server(tmp_path):
     """`workbench lab` for 4 students, its JupyterLab answering on a free port."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), IPYTHONDIR=str(tmp_path / "ipython"))
     env.pop("WORKBENCH_GPU_BUDGET", None)
@@ -112,29 +108,9 @@ def lab_server(tmp_path):
          *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            _get(f"{base}/api/status?token={TOKEN}")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _kill(proc)
-                pytest.fail("JupyterLab did not start:\n" + proc.stdout.read().decode()[-3000:])
-            time.sleep(0.5)
+    wait_serving(proc, f"{base}/api/status?token={TOKEN}", 90, proc.stdout)
     yield proc, base, tmp_path / "ws"
-    _kill(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-
-
-def _kill(proc, sig=signal.SIGKILL) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
+    stop(proc)
 
 
 def test_jupyterlab_serves_the_lessons_with_the_budget_to_a_real_browser(lab_server, tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.places import read_only, tree
+from tests.places import free_port, read_only, tree, wait_serving
 from workbench.lab import lessons_dir
 
 WORKBENCH = [sys.executable, "-m", "workbench"]
@@ -74,10 +74,6 @@ def assert_refused(res, tmp_path: Path, *words: str, code: int | None = None) ->
 
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- options --------------------------------------------------------------------------
@@ -189,16 +185,7 @@ def running_lab(tmp_path):
         env=lab_env(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            _get(f"{base}/api/status?token={TOKEN}")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail("JupyterLab did not start:\n" + proc.stderr.read().decode()[-3000:])
-            time.sleep(0.5)
+    wait_serving(proc, f"{base}/api/status?token={TOKEN}", 120, proc.stderr)
     _get(f"{base}/api/kernels?token={TOKEN}", "POST", b'{"name": "python3"}')
     server = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
