@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import re
 from pathlib import Path
 
@@ -195,3 +196,20 @@ def test_the_students_copy_has_stubs_not_solutions(tmp_path):
 
 def test_the_registry_is_filled_on_first_use():
     assert "lesson-8/ex-3" in _all() and EXERCISES is _all()
+
+
+def test_the_instructor_prints_the_class_from_the_command_line(lab):
+    import subprocess
+    import sys
+
+    check("lesson-6/ex-2", {"gb10": 0, "h100": 4_000_000})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    done = subprocess.run([sys.executable, "-m", "workbench", "lab", str(lab), "--progress"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ada = next(line for line in done.stdout.splitlines() if line.startswith("ada"))
+    assert "✓" in ada
+    missing = subprocess.run([sys.executable, "-m", "workbench", "lab", str(lab / "nowhere"),
+                              "--progress"], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("workbench: error:") and "nowhere" in missing.stderr

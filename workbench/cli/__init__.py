@@ -62,8 +62,11 @@ def demo_command(rows: int, backend: str | None) -> None:
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @click.option("--lessons", default=None,
               help="A folder of lessons to copy (default: the lessons installed with workbench).")
+@click.option("--progress", "show_progress", is_flag=True,
+              help="Print the class's exercise progress in WORKSPACE (students x exercises) and exit.")
 @click.pass_context
-def lab_command(ctx, workspace, students, seat, budget, port, no_browser, lessons) -> None:
+def lab_command(ctx, workspace, students, seat, budget, port, no_browser, lessons,
+                show_progress) -> None:
     """JupyterLab on WORKSPACE with the lessons and a GPU budget per student.
 
     Everything is checked before a file is copied; the command then becomes JupyterLab,
@@ -71,8 +74,18 @@ def lab_command(ctx, workspace, students, seat, budget, port, no_browser, lesson
     JupyterLab go after `--`:
 
         workbench lab ~/lab --students 8 -- --ServerApp.ip=0.0.0.0
+
+    The instructor's view of the exercises done so far: `workbench lab ~/lab --progress`.
     """
     check_environment()
+    if show_progress:
+        from workbench.lab.progress import progress, render
+
+        try:
+            click.echo(render(progress(workspace)))
+        except (ValueError, OSError) as err:
+            raise click.ClickException(str(err)) from None
+        return
     from workbench.lab.launcher import prepare, run
 
     try:
