@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
-#       suite-small|large|all|budget|budget-1e8
+#       suite-small|large|all|budget|budget-1e8 training corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,14 @@ run() {
       formulations)  # needs the 1e8 groupby data of a suite or handoff stage run before it
         data=$(ls -d "$WORKBENCH_DATA"/h2o_groupby/G1_1e8_1e2_0_0*/ | head -n 1)
         timeout 300 python3 benchmarks/formulations.py "$data" --out "$OUT/formulations.json" ;;
+      training)  # wb.ml.fit on the GPU vs the CPU libraries at 2e7 rows, and beyond 512 MB
+        timeout 560 python3 benchmarks/training.py --rows "${ROWS:-2e7}" --budget 512MB \
+          --out "$OUT/training.json" ;;
+      corpus)  # the analytic query corpus, ~5.5x a 2 GB budget
+        timeout 560 python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget 2GB --runs 1 \
+          --out "$OUT/corpus.json" ;;
+      scaleout)
+        timeout 400 python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
         OUT="$OUT/suite" timeout 560 bash benchmarks/gpu_suite.sh "${stage#suite-}" ;;
       *) echo "unknown stage $stage" ;;
