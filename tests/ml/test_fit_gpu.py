@@ -114,7 +114,7 @@ def test_labels_and_one_hot_on_the_gpu(session):
                        "colour": np.array(["red", "green", "blue"])[rng.integers(0, 3, n)],
                        "big": np.array([10_000_000_000, -5, 7])[which],
                        "name": np.array(["a", "b", "c"])[which],
-                       "flag": which == 1})
+                       "flag": which == 2})  # separable by x (the middle class is not)
     for target in ("big", "name", "flag"):
         m = wb.ml.fit(df, target, ["x", "colour"], model="logistic_regression", backend="gpu")
         assert m.backend == "gpu" and m.metrics["accuracy"] > 0.99

@@ -137,12 +137,9 @@ def _collect(lf, engine, session, strict):
     if info.split is not None and choice.executor == "streaming":
         # the streaming executor could not hold it (a result too large, say): split by key
         count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
-        if count <= strategy.MAX_PASSES:
-            answer = _try_split(lf, info, count, session)
-            if answer is not None:
-                return answer
-        else:
-            reason += f"; a split by key would read the inputs {count} times"
+        answer = _try_split(lf, info, count, session)
+        if answer is not None:
+            return answer
     session.fallback("collect", reason, strict=strict)
     return lf.collect()
 

@@ -20,8 +20,9 @@ from workbench.frame.scan import Partition, partitioning
 def run_split(lf: pl.LazyFrame, split: Split, count: int,
               run_one: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
     """``lf``'s answer from ``count`` partition queries, one at a time."""
-    parts = []
+    parts, scattered = [], {}  # the inputs cut once, read by every partition
     for index in range(count):
-        with partitioning(Partition(index, count, split.keys)):
+        with partitioning(Partition(index, count, split.keys, scattered)):
             parts.append(run_one(lf))
+    scattered.clear()
     return split.finish(parts)

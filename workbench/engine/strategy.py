@@ -9,8 +9,9 @@
   :mod:`workbench.engine.plan`), each partition in memory, results gathered on the
   host. Chosen beyond that when the plan splits by key: any aggregation (median,
   quantiles, ``top_k``...), join or window then runs on the GPU within the budget.
-  Each partition reads the inputs once more, so a split of more than
-  :data:`MAX_PASSES` partitions is left to the CPU.
+  Inputs that are not resident are cut into the partitions in one pass (to the
+  device, reordered, back to host memory), so they cross to the device twice
+  however many partitions there are.
 * **streaming**: cudf-polars' streaming executor over chunks of the host buffers, for
   plans that do not split by key, and first for *simple* ones (group-bys that only
   sum, count, average or take extremes): it answers those in one pass over the data,
@@ -34,9 +35,6 @@ from workbench.sizes import format_bytes
 #: its intermediates (a join or sort needs a few times its input) and the next chunk.
 PARTITION_SHARE = 8
 MAX_PARTITIONS = 1024
-#: A split reads the inputs once per partition: beyond this many passes polars on the
-#: CPU answers sooner (groupby 1e8, 6 keys, under 1 GB on the H200: 64 passes > 90 s).
-MAX_PASSES = 16
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def choose(info, policy, resident_limit: int) -> Choice:
     if info.split is not None and not info.split.simple:
         count = partitions_for(size, policy.device_memory or room)
         return Choice("split", count, f"{over}: split into {count} partitions by key",
-                      0 if unified else size * count)
+                      0 if unified else 2 * size)
     if info.split is not None:
         return Choice("streaming", 1, f"{over}; the plan only sums, counts, averages or takes "
                       "extremes: streaming executor over chunks (split by key if that fails)",

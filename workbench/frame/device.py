@@ -266,14 +266,39 @@ def partition_rows(chunks, keys: list[int], index: int, count: int) -> tuple[lis
     Returns the partition's columns and row count; only the partition's rows stay on
     the device, so a frame far larger than the budget is split one chunk at a time.
     """
-    uint32, bool8 = plc.DataType(plc.TypeId.UINT32), plc.DataType(plc.TypeId.BOOL8)
-    n, i = plc.Scalar.from_py(count, uint32), plc.Scalar.from_py(index, uint32)
+    bool8 = plc.DataType(plc.TypeId.BOOL8)
+    i = plc.Scalar.from_py(index, plc.DataType(plc.TypeId.UINT32))
     pieces = []
     for columns in chunks:
-        hashed = plc.hashing.murmurhash3_x86_32(plc.Table([columns[k] for k in keys]))
-        bucket = plc.binaryop.binary_operation(hashed, n, plc.binaryop.BinaryOperator.PYMOD, uint32)
+        bucket = _buckets(columns, keys, count)
         mask = plc.binaryop.binary_operation(bucket, i, plc.binaryop.BinaryOperator.EQUAL, bool8)
         pieces.append(plc.stream_compaction.apply_boolean_mask(plc.Table(columns), mask))
-        del hashed, bucket, mask
+        del bucket, mask
     table = pieces[0] if len(pieces) == 1 else plc.concatenate.concatenate(pieces)
     return table.columns(), table.num_rows()
+
+
+def scatter(columns, keys: list[int], count: int, names: list[str], log) -> tuple[pa.Table, list[int]]:
+    """One chunk's rows reordered by hash partition (the hash of :func:`partition_rows`)
+    and copied to the host: the arrow table and where each partition starts (and the end)."""
+    int32 = plc.DataType(plc.TypeId.INT32)
+    bucket = plc.unary.cast(_buckets(columns, keys, count), int32)
+    ordered, offsets = plc.partitioning.partition(plc.Table(columns), bucket, count)
+    del bucket
+    start = time.perf_counter()
+    host = ordered.to_arrow(metadata=names)
+    host = host if isinstance(host, pa.Table) else pa.table(host)
+    log.record("split: partitions to the host", host.nbytes, "device-to-host", "pageable",
+               time.perf_counter() - start)
+    offsets = list(offsets)
+    if len(offsets) == count:  # the starts only: add the end
+        offsets.append(ordered.num_rows())
+    return host, offsets
+
+
+def _buckets(columns, keys: list[int], count: int) -> plc.Column:
+    """Each row's hash partition: murmur3 of the key columns modulo ``count`` (uint32)."""
+    uint32 = plc.DataType(plc.TypeId.UINT32)
+    hashed = plc.hashing.murmurhash3_x86_32(plc.Table([columns[k] for k in keys]))
+    return plc.binaryop.binary_operation(hashed, plc.Scalar.from_py(count, uint32),
+                                         plc.binaryop.BinaryOperator.PYMOD, uint32)

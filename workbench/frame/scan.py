@@ -14,10 +14,13 @@ The GPU engine called directly by polars (no feed) gets the host view and copies
 itself.
 
 Inside :func:`partitioning` (the engine's key split, see :mod:`workbench.engine.plan`)
-a scan yields only the rows of one hash partition of its key columns: on the GPU the
-partition's rows are gathered on the device, chunk by chunk from the host buffers
-when the columns are not resident, so one partition's worth of device memory is
-used, not the whole frame's. The feed is set by the engine for the duration of one GPU query, process-wide
+a scan yields only the rows of one hash partition of its key columns. On the GPU,
+resident columns are cut on the device; columns that are not resident are cut in
+one pass when the first partition asks for them (each host chunk goes to the device
+once, is reordered by partition there and comes back as one host table per
+partition), and each partition then goes to the device once more: one partition's
+worth of device memory is used, not the whole frame's, and the inputs cross twice,
+not once per partition. The feed is set by the engine for the duration of one GPU query, process-wide
 (cudf-polars may call the source from its own threads); GPU collects run one at a time.
 """
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import polars as pl
@@ -61,6 +64,9 @@ class Partition:
     index: int
     count: int
     keys: dict
+    #: host tables per partition, by (frame, columns), shared by the partitions of
+    #: one split: the inputs cut once (see :func:`_scattered`)
+    scattered: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 _active: GPUFeed | None = None
@@ -141,12 +147,46 @@ def _partition_rows(frame, names, predicate, feed, part: Partition):
         except DoesNotFit:
             if frame._host is None:
                 raise
+    if chunks is None and _copies_in_place(frame, wanted):
+        piece = _scattered(frame, wanted, keys, feed, part)[part.index]
+        log, table = frame._session.transfers, piece._table
+        columns = [device.to_column(table.column(n).chunk(0), n, zero_copy=piece._unified, log=log)
+                   for n in names]
+        return iter([feed.table(columns, names, frame.schema, len(piece))])
     if chunks is None:
         chunks = DeviceChunks(frame, wanted, feed).columns()
     picked, rows = device.partition_rows(chunks, [wanted.index(k) for k in keys], part.index,
                                          part.count)
     keep = [picked[wanted.index(n)] for n in names]
     return iter([feed.table(keep, names, frame.schema, rows)])
+
+
+def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
+    """The frame's columns ``wanted`` cut into ``part.count`` host Frames in one pass.
+
+    Each chunk goes to the device once, is hashed and reordered by partition there
+    and comes back to the host; each partition's pieces are joined into one table
+    (pinned where the policy pins host buffers), kept for the rest of the split.
+    """
+    key = (id(frame), tuple(wanted))
+    if key not in part.scattered:
+        import pyarrow as pa
+
+        from workbench.frame import device
+        from workbench.frame.frame import Frame
+
+        hashed = [wanted.index(k) for k in keys]
+        pieces = [[] for _ in range(part.count)]
+        log = frame._session.transfers
+        for columns in DeviceChunks(frame, wanted, feed).columns():
+            host, offsets = device.scatter(columns, hashed, part.count, wanted, log)
+            del columns
+            for i in range(part.count):
+                pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
+        # Frames, so their host buffers stay pinned while the split runs
+        part.scattered[key] = [Frame.from_arrow(pa.concat_tables(p).combine_chunks())
+                               for p in pieces]
+    return part.scattered[key]
 
 
 def _fits_resident(frame, names) -> bool:
