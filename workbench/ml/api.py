@@ -162,7 +162,8 @@ def _estimator(model, kind, target, gpu: bool, params: dict, seed: int, session,
     """(name, fresh estimator, task, notes, gpu): a name built, an object cloned and moved."""
     if isinstance(model, str):
         name, spec = estimators.spec_for(model, kind)
-        return name, estimators.build(spec, gpu, params, seed, width), spec.task, [], gpu
+        budget = session.policy.budget if gpu else None
+        return name, estimators.build(spec, gpu, params, seed, width, budget), spec.task, [], gpu
     if not hasattr(model, "fit") or not hasattr(model, "get_params"):
         raise estimators.unknown_model(model)
     from sklearn.base import clone

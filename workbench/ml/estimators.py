@@ -95,7 +95,14 @@ def spec_for(name: str, target_kind: str | None) -> tuple[str, Spec]:
 NEWTON_FEATURES = 64
 
 
-def build(spec: Spec, gpu: bool, params: dict, seed: int, width: int = 0):
+#: cuml's forests size their node workspace from max_batch_size (default 4096 nodes a
+#: batch, per stream) whatever the data; under a small budget an allocation from the
+#: tree builders' own threads cannot become a Python error, so it is made smaller
+FOREST_BATCH_BUDGET = 1 << 30
+
+
+def build(spec: Spec, gpu: bool, params: dict, seed: int, width: int = 0,
+          budget: int | None = None):
     """A fresh estimator for a model name, with workbench defaults under the caller's params."""
     cls = load(spec.gpu if gpu else spec.cpu)
     accepted = _parameters(cls)
@@ -110,7 +117,19 @@ def build(spec: Spec, gpu: bool, params: dict, seed: int, width: int = 0):
         defaults["solver"] = "newton-cholesky"
     if cls.__name__ == "KMeans" and not gpu:
         defaults["n_init"] = "auto"
+    if gpu and "ensemble" in spec.gpu and budget and budget < FOREST_BATCH_BUDGET:
+        defaults.update(forest_workspace(budget))
     return cls(**{**defaults, **params})
+
+
+def forest_workspace(budget: int) -> dict:
+    """cuml forest parameters whose workspace fits ``budget``: one stream, and batches of
+    nodes shrunk in proportion (4096 nodes a batch at 1 GB, never fewer than 64).
+
+    >>> forest_workspace(64_000_000)
+    {'n_streams': 1, 'max_batch_size': 244}
+    """
+    return {"n_streams": 1, "max_batch_size": max(64, 4096 * budget // FOREST_BATCH_BUDGET)}
 
 
 def _parameters(cls) -> set[str]:
