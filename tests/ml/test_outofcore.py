@@ -84,6 +84,23 @@ def test_logistic_regression_is_close_to_scikit_learn(classes, C):
     assert model.n_iter_ < 100  # standardised: few passes over the data
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_binary_logistic_regression_takes_a_handful_of_newton_passes(fit_intercept):
+    # Beyond the budget each pass reads every chunk: the binary problem is solved by
+    # Newton's method, to scikit-learn's answer in a few passes with the defaults.
+    from workbench.ml.streamed_logistic import StreamedLogistic
+
+    frame, names = _frame(6000, 5, seed=3, offset=200.0)
+    chunks = FeatureChunks(frame, names, "label", rows=700, test_size=0.2)
+    model = StreamedLogistic(n_classes=2, C=0.5, fit_intercept=fit_intercept).fit(chunks)
+    X, y = _train(frame, names, "label")
+    ref = LogisticRegression(C=0.5, fit_intercept=fit_intercept, tol=1e-12, max_iter=1000,
+                             solver="newton-cholesky").fit(X, y.astype(int))
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-5, atol=1e-7)
+    assert model._passes <= 15 and model.n_iter_ <= 12, (model._passes, model.n_iter_)
+
+
 def test_logistic_regression_converges_with_defaults_on_unscaled_features():
     frame, names = _frame(4000, 3, seed=7, offset=1e3)
     chunks = FeatureChunks(frame, names, "label", rows=500)

@@ -6,7 +6,7 @@ at a time:
 
 ==========================  ===========================================================
 linear_regression, ridge    exact normal equations summed per chunk (streamed_linear)
-logistic_regression         full-batch L-BFGS, loss and gradient streamed (streamed_logistic)
+logistic_regression         Newton (binary, <= 64 features) or L-BFGS, streamed passes
 kmeans                      exact Lloyd iterations, one pass each (streamed_kmeans)
 xgboost_classifier/_regr.   XGBoost external memory (external_xgboost)
 ==========================  ===========================================================
