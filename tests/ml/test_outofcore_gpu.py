@@ -58,6 +58,17 @@ CHILD = textwrap.dedent("""
                      "kinds": sorted({t.kind for t in s.transfers.since(mark)})}
     del got
 
+    # A cached pass replays exactly the chunks the first pass assembled.
+    cc = chunks("label").cached()
+    first = [(cp.asnumpy(x), cp.asnumpy(t), st) for x, t, st in cc]
+    mark = len(s.transfers)
+    again = [(cp.asnumpy(x), cp.asnumpy(t), st) for x, t, st in cc]
+    out["cache"] = {"complete": cc.is_cached, "chunks": len(first),
+                    "equal": all((a[0] == b[0]).all() and (a[1] == b[1]).all() and a[2] == b[2]
+                                 for a, b in zip(first, again)) and len(first) == len(again),
+                    "replay": [t.what.split(",")[0] + " " + t.kind for t in s.transfers.since(mark)]}
+    del first, again, cc
+
     from sklearn import metrics
     from sklearn.cluster import KMeans
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -134,6 +145,9 @@ def test_linear_logistic_and_kmeans_beyond_a_64mb_budget_match_scikit_learn():
     assert chunks["equal"] and chunks["count"] > 16
     assert chunks["allocations"] <= 4, chunks  # one matrix, one staging buffer, one target buffer
     assert chunks["kinds"] == ["pinned"], chunks  # from the frame's registered buffers
+    cache = out["cache"]
+    assert cache["complete"] and cache["equal"] and cache["chunks"] > 16, cache
+    assert cache["replay"] == ["cached feature chunks pinned"], cache  # one record per pass
     for name in ("linear_regression", "ridge"):
         assert out[name]["coef_err"] < 1e-6, out[name]
         assert out[name]["r2"] == pytest.approx(out[name]["r2_cpu"], abs=1e-6)

@@ -108,8 +108,9 @@ class FeatureChunks:
 
     Notes
     -----
-    ``X`` and ``y`` of ``part="all"`` chunks live in buffers reused by the next chunk:
-    copy them to keep them past the next step of the iteration.
+    ``X`` and ``y`` of ``part="all"`` chunks (and of every chunk replayed from
+    :meth:`cached` device chunks) live in buffers reused by a later chunk: copy them to
+    keep them past the next step of the iteration.
     """
 
     def __init__(self, frame, features, target=None, *, rows=None, device=False, dtype="float32",
@@ -149,6 +150,7 @@ class FeatureChunks:
         self._spec = _Spec(tuple(features), target, int(rows), bool(device), np.dtype(dtype).name,
                            encode, float(test_size), int(seed), part, 0, len(self.frame), int(offset))
         self._n_rows = None
+        self._cache = None
 
     # ------------------------------------------------------------ description
     features = property(lambda self: list(self._spec.features))
@@ -200,8 +202,27 @@ class FeatureChunks:
         if spec.part not in PARTS:
             raise ValueError(f"part must be one of {', '.join(PARTS)}; got {spec.part!r}")
         out = object.__new__(FeatureChunks)
-        out.frame, out._spec, out._n_rows = self.frame, spec, None
+        out.frame, out._spec, out._n_rows, out._cache = self.frame, spec, None, None
         return out
+
+    def cached(self) -> FeatureChunks:
+        """The same chunks, kept in host memory by the first pass and replayed by the
+        later ones (:mod:`workbench.ml.chunk_cache`): for solvers that read them many
+        times. Where the host lacks room, every pass assembles them as before."""
+        from workbench.ml.chunk_cache import ChunkCache, fits_on_host
+
+        out = self.replace()
+        s = self._spec
+        row_bytes = self.n_features * np.dtype(s.dtype).itemsize + 8
+        if fits_on_host((s.hi - s.lo) * row_bytes):
+            out._cache = ChunkCache(s.device, unified=s.device and self.frame._unified,
+                                    log=self.frame._session.transfers)
+        return out
+
+    @property
+    def is_cached(self) -> bool:
+        """Whether a complete pass is held in host memory (see :meth:`cached`)."""
+        return self._cache is not None and self._cache.complete
 
     def partitions(self, n: int) -> list[FeatureChunks]:
         """``n`` chunk sets over consecutive row ranges (one per Dask worker); rows keep
@@ -214,6 +235,13 @@ class FeatureChunks:
 
     # ------------------------------------------------------------ iteration
     def __iter__(self):
+        if self._cache is None:
+            return self._assembled()
+        if self._cache.complete:
+            return self._cache.replay()
+        return self._cache.record(self._assembled())
+
+    def _assembled(self):
         s = self._spec
         table = self.frame._table
         arrays = [table.column(n).chunk(0) for n in s.features]

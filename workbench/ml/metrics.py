@@ -34,9 +34,13 @@ def roc_auc(truth, score) -> float:
     """Area under the ROC curve of a binary target (1 the positive class), ties averaged.
 
     scikit-learn's construction: the ROC points at each distinct score, descending,
-    joined by straight lines (so tied scores count half).
+    joined by straight lines (so tied scores count half). On the host it is computed
+    as the equal pair count (:func:`pair_auc`: two sorts of one class each instead of
+    an argsort of all rows); on the device by the curve itself.
     """
     xp = array_module(score)
+    if xp is np:
+        return _rank_auc(np.asarray(truth).ravel(), np.asarray(score).ravel())
     score = score.ravel().astype(xp.float64)
     order = xp.argsort(-score)  # ties are grouped below, so any sort order will do
     s, y = score[order], truth.ravel()[order].astype(xp.float64)
@@ -50,6 +54,25 @@ def roc_auc(truth, score) -> float:
     tpr = xp.concatenate([xp.zeros(1), tps / pos])
     fpr = xp.concatenate([xp.zeros(1), fps / neg])
     return float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1])).sum() / 2)
+
+
+def _rank_auc(truth: np.ndarray, score: np.ndarray) -> float:
+    positive = truth == 1
+    return pair_auc(score[positive], score[~positive])
+
+
+def pair_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """AUC from the scores of the positive and of the negative rows (host arrays): the
+    share of (positive, negative) pairs ordered right, ties counting half, which is
+    the area under scikit-learn's ROC curve. Each class is sorted once and the
+    positives (in order) are located among the negatives."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")  # one class only: the curve is undefined
+    a = np.sort(np.asarray(positive, dtype=np.float64))
+    b = np.sort(np.asarray(negative, dtype=np.float64))
+    below = np.searchsorted(b, a, "left").sum(dtype=np.float64)
+    below_or_tied = np.searchsorted(b, a, "right").sum(dtype=np.float64)
+    return float((below + below_or_tied) / 2 / len(a) / len(b))
 
 
 def log_loss(truth, proba) -> float:
@@ -101,15 +124,16 @@ class Streamed:
     """Metrics accumulated chunk by chunk, for a test set streamed past the device.
 
     Sums stay on the host as Python floats (a few per chunk); AUC keeps the scores of
-    the test rows on the host, 8 bytes a row, since it needs them all ranked together.
+    the test rows on the host, 8 bytes a row, since it needs them all ranked together:
+    split by class where they are computed, so the end is :func:`pair_auc`.
     """
 
     def __init__(self, task: str, binary: bool = False):
         self.task, self.binary = task, binary
         self.n = 0
         self.sums: dict[str, float] = {}
-        self.scores: list[np.ndarray] = []
-        self.truths: list[np.ndarray] = []
+        self.positive: list[np.ndarray] = []
+        self.negative: list[np.ndarray] = []
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(value)
@@ -130,9 +154,10 @@ class Streamed:
             if proba is not None:
                 self._add("nll", log_loss(truth, proba) * n)
                 if self.binary:
-                    p = proba[:, 1] if proba.ndim == 2 else proba
-                    self.scores.append(_host(p).astype(np.float64))
-                    self.truths.append(_host(truth).ravel())
+                    p = (proba[:, 1] if proba.ndim == 2 else proba).ravel()
+                    hit = truth.ravel() == 1
+                    self.positive.append(_host(p[hit]).astype(np.float64, copy=False))
+                    self.negative.append(_host(p[~hit]).astype(np.float64, copy=False))
 
     def result(self) -> dict:
         s, n = self.sums, max(self.n, 1)
@@ -144,8 +169,8 @@ class Streamed:
                    "rmse": float(np.sqrt(s["sse"] / n))}
             return out
         out = {"accuracy": s.get("correct", 0.0) / n}
-        if self.scores:
-            out["auc"] = roc_auc(np.concatenate(self.truths), np.concatenate(self.scores))
+        if self.positive:
+            out["auc"] = pair_auc(np.concatenate(self.positive), np.concatenate(self.negative))
         if "nll" in s:
             out["log_loss"] = s["nll"] / n
         return out

@@ -35,6 +35,10 @@ _TASKS = {"linear_regression": "regression", "ridge": "regression",
           "xgboost_classifier": "classification", "xgboost_regressor": "regression"}
 
 
+# Solvers that read the chunks once per iteration: worth keeping a pass in host memory.
+_MANY_PASSES = ("logistic_regression", "kmeans")
+
+
 def fit_streaming(name: str, chunks, *, task: str, n_classes: int | None = None,
                   device: bool = False, params: dict | None = None):
     """Fit model ``name`` over ``chunks`` (all rows of its part, streamed); see the module.
@@ -70,6 +74,8 @@ def fit_streaming(name: str, chunks, *, task: str, n_classes: int | None = None,
         model = _build(name, device, params)
     except TypeError as err:
         raise TypeError(f"{name} beyond the device budget: {err}") from None
+    if name in _MANY_PASSES:
+        chunks = chunks.cached()  # one pass assembles, the others replay (chunk_cache)
     return model.fit(chunks)
 
 

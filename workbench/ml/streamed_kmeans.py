@@ -31,6 +31,8 @@ from workbench.ml.split import held_out
 from workbench.ml.streaming import array_module, as_matrix, host, moments, on
 
 _SAMPLE_ROWS = 100_000
+# Up to this many clusters the device sums rows per centre by a one-hot product.
+_ONE_HOT_CLUSTERS = 64
 
 
 class StreamedKMeans:
@@ -130,7 +132,14 @@ def _pass(chunks, xp, centers: np.ndarray):
         labels = _nearest(xp, X, C)
         diff = X - C[labels]  # exact distances for the inertia, as scikit-learn computes it
         inertia += (diff * diff).sum()
-        counts += xp.bincount(labels, minlength=k)
-        for j in range(f):
-            sums[:, j] += xp.bincount(labels, weights=X[:, j], minlength=k)
+        if xp is np or k > _ONE_HOT_CLUSTERS:
+            counts += xp.bincount(labels, minlength=k)
+            for j in range(f):
+                sums[:, j] += xp.bincount(labels, weights=X[:, j], minlength=k)
+        else:
+            # On the GPU a weighted bincount is k hot atomics per column; a one-hot
+            # product is one small matrix multiply.
+            hot = (labels[:, None] == xp.arange(k)).astype(xp.float64)
+            counts += hot.sum(axis=0)
+            sums += hot.T @ X
     return host(sums), host(counts), float(host(inertia))

@@ -1,0 +1,129 @@
+"""One pass of feature chunks kept in host memory, replayed by the passes after it.
+
+A streamed solver reads its chunks many times (a moments pass, then one pass per
+Newton or Lloyd step). The first pass assembles each chunk from the frame's columns:
+one copy and one cast per column, the train/test selection hashed and compacted. The
+result is the same every time, so :class:`ChunkCache` keeps it: each chunk's ``X`` and
+``y`` as they came out, in host memory (page-locked when they are device chunks).
+Every later pass is then a single copy per chunk into one of two device buffers, on
+its own stream, so the next chunk crosses the bus while the solver works on this one;
+on unified memory the GPU reads the cached chunk in place.
+
+The chunks replay with the same rows, order and ``start`` as the first pass, so a
+cached fit gives exactly the answer of an uncached one. The cache is built only when
+the host has room for it (a quarter of the available memory); otherwise every pass
+assembles its chunks as before.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+#: share of the available host memory the cache may take
+HOST_SHARE = 4
+
+
+def fits_on_host(nbytes: int) -> bool:
+    """Whether ``nbytes`` of cache leave the host three quarters of its available memory."""
+    import psutil
+
+    return nbytes <= psutil.virtual_memory().available // HOST_SHARE
+
+
+class ChunkCache:
+    """Chunks ``(X, y, start)`` recorded while one pass runs (:meth:`record`), then replayed."""
+
+    def __init__(self, device: bool, unified: bool = False, log=None):
+        self.device, self.unified, self.log = device, unified, log
+        self.parts: list[tuple[np.ndarray, np.ndarray | None, int]] = []
+        self.complete = False
+
+    @property
+    def nbytes(self) -> int:
+        return sum(X.nbytes + (0 if y is None else y.nbytes) for X, y, _ in self.parts)
+
+    # ------------------------------------------------------------ recording
+    def record(self, chunks):
+        """Yield ``chunks`` unchanged while keeping a host copy of each; the cache is
+        complete only when the pass ran to its end."""
+        self.parts, self.complete = [], False
+        for X, y, start in chunks:
+            self.parts.append((self._keep(X), None if y is None else self._keep(y), start))
+            yield X, y, start
+        self.complete = True
+
+    def _keep(self, a) -> np.ndarray:
+        if not self.device:
+            return np.array(a, copy=True)
+        import cupy as cp
+
+        # Its own page-locked block (not the pool's), given back when the cache goes.
+        mem = cp.cuda.PinnedMemoryPointer(cp.cuda.PinnedMemory(max(a.nbytes, 1)), 0)
+        host = np.frombuffer(mem, a.dtype, a.size).reshape(a.shape)
+        a.get(out=host)  # synchronous: the chunk's device buffer is reused next
+        return host
+
+    # ------------------------------------------------------------ replaying
+    def replay(self):
+        """The recorded chunks again: host arrays as they are, device ones copied in."""
+        if not self.device:
+            yield from self.parts
+            return
+        if self.unified:
+            from workbench.ml.device_chunks import _mapped
+
+            for X, y, start in self.parts:
+                yield _mapped(X), None if y is None else _mapped(y), start
+            return
+        yield from self._copied()
+
+    def _copied(self):
+        """Double-buffered: chunk i+1 is copied on a second stream while chunk i is used."""
+        import cupy as cp
+
+        rows = max(len(X) for X, _, _ in self.parts)
+        X0, y0 = self.parts[0][0], self.parts[0][1]
+        buffers = [(cp.empty((rows,) + X0.shape[1:], X0.dtype),
+                    None if y0 is None else cp.empty(rows, y0.dtype)) for _ in range(2)]
+        compute, copy = cp.cuda.get_current_stream(), cp.cuda.Stream(non_blocking=True)
+        released: list = [None, None]  # per buffer: the compute stream is done with it
+        began, moved = time.perf_counter(), 0
+
+        def load(i):
+            nonlocal moved
+            b = i % 2
+            if released[b] is not None:
+                copy.wait_event(released[b])
+            X, y, start = self.parts[i]
+            dX = buffers[b][0][: len(X)]
+            _copy_in(dX, X, copy)
+            dy = None
+            if y is not None:
+                dy = buffers[b][1][: len(y)]
+                _copy_in(dy, y, copy)
+            moved += X.nbytes + (0 if y is None else y.nbytes)
+            return dX, dy, start, copy.record()
+
+        ahead = load(0)
+        for i in range(len(self.parts)):
+            dX, dy, start, ready = ahead
+            compute.wait_event(ready)
+            if i + 1 < len(self.parts):
+                ahead = load(i + 1)
+            yield dX, dy, start
+            released[i % 2] = compute.record()
+        compute.synchronize()
+        if self.log is not None:
+            # The time is the whole pass: the copies overlap the solver's work.
+            self.log.record(f"cached feature chunks, one pass ({len(self.parts)} chunks)", moved,
+                            "host-to-device", "pinned", time.perf_counter() - began)
+
+
+def _copy_in(dst, src: np.ndarray, stream) -> None:
+    """Asynchronous host-to-device copy of a page-locked ``src`` on ``stream``."""
+    import cupy as cp
+
+    cp.cuda.runtime.memcpyAsync(dst.data.ptr, src.ctypes.data, src.nbytes,
+                                cp.cuda.runtime.memcpyHostToDevice, stream.ptr)
