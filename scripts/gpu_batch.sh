@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
-#       suite-small|large|all|budget|budget-1e8 training corpus scaleout
+#       suite-small|large|all|budget|budget-1e8 training training-beyond passes corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -44,6 +44,11 @@ run() {
       training)  # wb.ml.fit on the GPU vs the CPU libraries at 2e7 rows, and beyond 512 MB
         timeout "$(t 560)" python3 benchmarks/training.py --rows "${ROWS:-2e7}" --budget 512MB \
           --out "$OUT/training.json" ;;
+      training-beyond)  # beyond 512 MB only, with the CPU libraries on the same data
+        timeout "$(t 560)" python3 benchmarks/training.py --models '' --budget 512MB --beyond-cpu \
+          --out "$OUT/training-beyond.json" ;;
+      passes)  # one streamed pass beyond 512 MB, assembled and cached, against the bus floor
+        timeout "$(t 300)" python3 benchmarks/chunk_passes.py --budget 512MB --out "$OUT/chunk_passes.json" ;;
       corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB)
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
           --out "$OUT/corpus.json" ;;

@@ -106,15 +106,18 @@ class ChunkCache:
             moved += X.nbytes + (0 if y is None else y.nbytes)
             return dX, dy, start, copy.record()
 
-        ahead = load(0)
-        for i in range(len(self.parts)):
-            dX, dy, start, ready = ahead
-            compute.wait_event(ready)
-            if i + 1 < len(self.parts):
-                ahead = load(i + 1)
-            yield dX, dy, start
-            released[i % 2] = compute.record()
-        compute.synchronize()
+        try:
+            ahead = load(0)
+            for i in range(len(self.parts)):
+                dX, dy, start, ready = ahead
+                compute.wait_event(ready)
+                if i + 1 < len(self.parts):
+                    ahead = load(i + 1)
+                yield dX, dy, start
+                released[i % 2] = compute.record()
+            compute.synchronize()
+        finally:
+            copy.synchronize()  # no copy may land in the buffers once they are given back
         if self.log is not None:
             # The time is the whole pass: the copies overlap the solver's work.
             self.log.record(f"cached feature chunks, one pass ({len(self.parts)} chunks)", moved,
