@@ -45,7 +45,7 @@ def _drain(chunks):
     return n
 
 
-def bandwidth(nbytes=1 << 30) -> float:
+def bandwidth(nbytes=1 << 28) -> float:
     """Host-to-device bytes per second of one large pinned copy."""
     import cupy as cp
 

@@ -165,3 +165,27 @@ def test_xgboost_external_memory_beyond_a_256mb_budget_matches_xgboost_on_the_cp
     entry = out[model]
     key = "r2" if model == "xgboost_regressor" else "auc"
     assert entry[key] == pytest.approx(entry[key + "_cpu"], abs=5e-3), entry
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k, f", [(8, 3), (40, 20), (3, 1)])
+def test_the_fused_lloyd_step_equals_the_array_one(dtype, k, f):
+    import cupy as cp
+    import numpy as np
+
+    from workbench.ml import streamed_kmeans as km
+
+    rng = np.random.default_rng(k * f)
+    X = rng.normal(size=(300_001, f)).astype(dtype) * 3
+    centers = rng.normal(size=(k, f)) * 3
+    chunks = [(cp.asarray(X[a:a + 70_000]), None, a) for a in range(0, len(X), 70_000)]
+    fused = km._pass(chunks, cp, centers)
+    cells, km._FUSED_CELLS = km._FUSED_CELLS, 0  # the array path on the same chunks
+    try:
+        plain = km._pass(chunks, cp, centers)
+    finally:
+        km._FUSED_CELLS = cells
+    assert fused[1].sum() == len(X)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(fused[1], plain[1])
+    assert fused[2] == pytest.approx(plain[2], rel=1e-9)

@@ -31,8 +31,6 @@ from workbench.ml.split import held_out
 from workbench.ml.streaming import array_module, as_matrix, host, moments, on
 
 _SAMPLE_ROWS = 100_000
-# Up to this many clusters the device sums rows per centre by a one-hot product.
-_ONE_HOT_CLUSTERS = 64
 
 
 class StreamedKMeans:
@@ -127,19 +125,83 @@ def _pass(chunks, xp, centers: np.ndarray):
     C = on(xp, centers)
     k, f = C.shape
     sums, counts, inertia = xp.zeros((k, f)), xp.zeros(k), xp.zeros(())
+    fused = xp is not np and k * f <= _FUSED_CELLS
     for X, _, _ in chunks:
+        if fused:
+            part = _lloyd_chunk(X, C)
+            sums += part[: k * f].reshape(k, f)
+            counts += part[k * f: k * f + k]
+            inertia += part[-1]
+            continue
         X = X.astype(xp.float64)
         labels = _nearest(xp, X, C)
         diff = X - C[labels]  # exact distances for the inertia, as scikit-learn computes it
         inertia += (diff * diff).sum()
-        if xp is np or k > _ONE_HOT_CLUSTERS:
-            counts += xp.bincount(labels, minlength=k)
-            for j in range(f):
-                sums[:, j] += xp.bincount(labels, weights=X[:, j], minlength=k)
-        else:
-            # On the GPU a weighted bincount is k hot atomics per column; a one-hot
-            # product is one small matrix multiply.
-            hot = (labels[:, None] == xp.arange(k)).astype(xp.float64)
-            counts += hot.sum(axis=0)
-            sums += hot.T @ X
+        counts += xp.bincount(labels, minlength=k)
+        for j in range(f):
+            sums[:, j] += xp.bincount(labels, weights=X[:, j], minlength=k)
     return host(sums), host(counts), float(host(inertia))
+
+
+# One GPU kernel per chunk does a whole Lloyd step on it: each thread takes rows, finds
+# the nearest centre by the exact squared distance (in float64) and adds the row to its
+# block's per-centre sums in shared memory; the blocks' partial sums are then added up.
+# Unfused, a step is a dozen array operations per chunk (distances, argmin, gathers,
+# sums), each a pass over the chunk in device memory, which is what bounds it.
+_FUSED_CELLS = 1024  # k * f: the centres and their sums fit in shared memory
+_LLOYD_SOURCE = r"""
+extern "C" __global__ void lloyd_step(const TYPE* X, long long n, int f, const double* C, int k,
+                                      double* partial) {
+    extern __shared__ double shared[];
+    const int width = k * f + k + 1;          // sums, counts, inertia
+    double* centres = shared + width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) shared[i] = 0.0;
+    for (int i = threadIdx.x; i < k * f; i += blockDim.x) centres[i] = C[i];
+    __syncthreads();
+    double inertia = 0.0;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
+        const TYPE* x = X + r * f;
+        int best = 0;
+        double nearest = 1.0 / 0.0;
+        for (int c = 0; c < k; ++c) {
+            double d = 0.0;
+            for (int j = 0; j < f; ++j) {
+                const double t = (double)x[j] - centres[c * f + j];
+                d += t * t;
+            }
+            if (d < nearest) { nearest = d; best = c; }
+        }
+        for (int j = 0; j < f; ++j) atomicAdd(&shared[best * f + j], (double)x[j]);
+        atomicAdd(&shared[k * f + best], 1.0);
+        inertia += nearest;
+    }
+    atomicAdd(&shared[k * f + k], inertia);
+    __syncthreads();
+    for (int i = threadIdx.x; i < width; i += blockDim.x) partial[blockIdx.x * width + i] = shared[i];
+}
+"""
+_KERNELS: dict = {}
+
+
+def _lloyd_chunk(X, C):
+    """One chunk's per-centre sums, counts and inertia (flat, float64) on the device."""
+    import cupy as cp
+
+    X = cp.ascontiguousarray(X)
+    name = "float" if X.dtype == cp.float32 else "double"
+    if X.dtype not in (cp.float32, cp.float64):
+        X, name = X.astype(cp.float64), "double"
+    kernel = _KERNELS.get(name)
+    if kernel is None:
+        kernel = _KERNELS[name] = cp.RawKernel(_LLOYD_SOURCE.replace("TYPE", name), "lloyd_step")
+    k, f = C.shape
+    width = k * f + k + 1
+    threads = 256
+    sms = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())["multiProcessorCount"]
+    blocks = max(1, min(-(-len(X) // threads), 4 * sms))
+    partial = cp.empty((blocks, width), dtype=cp.float64)
+    kernel((blocks,), (threads,), (X, cp.int64(len(X)), cp.int32(f), cp.ascontiguousarray(C),
+                                   cp.int32(k), partial),
+           shared_mem=(width + k * f) * 8)
+    return partial.sum(axis=0)
