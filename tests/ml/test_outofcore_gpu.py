@@ -189,3 +189,31 @@ def test_the_fused_lloyd_step_equals_the_array_one(dtype, k, f):
     np.testing.assert_allclose(fused[0], plain[0], rtol=1e-9, atol=1e-6)
     np.testing.assert_array_equal(fused[1], plain[1])
     assert fused[2] == pytest.approx(plain[2], rel=1e-9)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("f, xdtype, ydtype", [(3, "float32", "int32"), (15, "float64", "int8"),
+                                               (1, "float32", "float64")])
+def test_the_fused_newton_pass_equals_the_array_one(f, xdtype, ydtype, intercept):
+    import cupy as cp
+    import numpy as np
+
+    from workbench.ml import streamed_logistic as sl
+
+    rng = np.random.default_rng(f)
+    X = (rng.normal(size=(250_003, f)) * 2 + 1).astype(xdtype)
+    y = (X @ rng.normal(size=f) + rng.normal(size=len(X)) > 0).astype(ydtype)
+    chunks = [(cp.asarray(X[a:a + 60_000]), cp.asarray(y[a:a + 60_000]), a) for a in range(0, len(X), 60_000)]
+    mean, scale = X.mean(0).astype(np.float64), X.std(0).astype(np.float64)
+    theta = rng.normal(size=f + int(intercept)) * 0.3
+    model = sl.StreamedLogistic(fit_intercept=intercept)
+    model._passes = 0
+    fused = model._newton_pass(chunks, cp, mean, scale, theta, len(X))
+    params, sl._FUSED_PARAMETERS = sl._FUSED_PARAMETERS, 0  # the array path on the same chunks
+    try:
+        plain = model._newton_pass(chunks, cp, mean, scale, theta, len(X))
+    finally:
+        sl._FUSED_PARAMETERS = params
+    assert fused[0] == pytest.approx(plain[0], rel=1e-10)
+    np.testing.assert_allclose(fused[1], plain[1], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(fused[2], plain[2], rtol=1e-8, atol=1e-12)

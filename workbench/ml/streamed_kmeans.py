@@ -163,14 +163,14 @@ extern "C" __global__ void lloyd_step(const TYPE* X, long long n, int f, const d
     for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
         const TYPE* x = X + r * f;
         int best = 0;
-        double nearest = 1.0 / 0.0;
+        double nearest = 0.0;
         for (int c = 0; c < k; ++c) {
             double d = 0.0;
             for (int j = 0; j < f; ++j) {
                 const double t = (double)x[j] - centres[c * f + j];
                 d += t * t;
             }
-            if (d < nearest) { nearest = d; best = c; }
+            if (c == 0 || d < nearest) { nearest = d; best = c; }
         }
         for (int j = 0; j < f; ++j) atomicAdd(&shared[best * f + j], (double)x[j]);
         atomicAdd(&shared[k * f + best], 1.0);

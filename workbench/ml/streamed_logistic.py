@@ -39,6 +39,8 @@ from workbench.ml.streaming import array_module, as_matrix, host, moments, on
 
 #: binary problems with up to this many features are solved by Newton's method
 NEWTON_FEATURES = 64
+#: up to this many parameters (features + intercept) a Newton pass is one GPU kernel per chunk
+_FUSED_PARAMETERS = 16
 
 
 class StreamedLogistic:
@@ -151,6 +153,8 @@ class StreamedLogistic:
         c = float(theta[f]) if self.fit_intercept else 0.0
         p = len(theta)
         loss, g, H = xp.zeros(()), xp.zeros(p), xp.zeros((p, p))
+        if xp is not np and p <= _FUSED_PARAMETERS:
+            return self._fused_pass(chunks, M, S, v, c, n)
         for X, y, _ in chunks:
             A = (X.astype(xp.float64) - M) / S
             z = A @ v + c
@@ -168,6 +172,23 @@ class StreamedLogistic:
                 H[f, f] += w.sum()
         self._passes += 1
         return float(host(loss)) / n, host(g) / n, host(H) / n
+
+    def _fused_pass(self, chunks, M, S, v, c, n):
+        """:meth:`_newton_pass` on the GPU as one kernel per chunk (see ``_NEWTON_SOURCE``)."""
+        import cupy as cp
+
+        f = len(M)
+        p = f + int(self.fit_intercept)
+        width = 1 + p + p * (p + 1) // 2
+        total = cp.zeros(width)
+        for X, y, _ in chunks:
+            total += _newton_chunk(X, y, M, S, v, c, self.fit_intercept, width)
+        self._passes += 1
+        total = host(total) / n
+        g, H = total[1: 1 + p], np.zeros((p, p))
+        H[np.tril_indices(p)] = total[1 + p:]
+        H = H + np.tril(H, -1).T
+        return float(total[0]), g, H
 
     def _stream(self, chunks, xp, w, b, n):
         """Mean log-loss and its gradient in (w, b), one pass over the chunks."""
@@ -218,3 +239,77 @@ class StreamedLogistic:
         """Class indices ``0..n_classes-1``: the largest score (no probabilities needed)."""
         Z = self.decision_function(X)
         return (Z > 0).astype(np.int64) if self.n_classes == 2 else Z.argmax(axis=1)
+
+
+# One GPU kernel per chunk sums a Newton step's loss, gradient and Hessian (its lower
+# triangle) on it: each thread takes rows, standardises them, and adds their terms to
+# its block's sums in shared memory (in float64); the blocks' sums are then added up.
+# As array operations a pass is about twenty passes over each chunk in device memory.
+_NEWTON_SOURCE = r"""
+extern "C" __global__ void newton_step(const XTYPE* X, const YTYPE* y, long long n, int f,
+                                       const double* M, const double* S, const double* v,
+                                       double c, int intercept, double* partial) {
+    extern __shared__ double shared[];
+    const int p = f + intercept;
+    const int width = 1 + p + p * (p + 1) / 2;   // loss, gradient, Hessian's lower triangle
+    double* mean = shared + width;
+    double* scale = mean + f;
+    double* coef = scale + f;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) shared[i] = 0.0;
+    for (int i = threadIdx.x; i < f; i += blockDim.x) { mean[i] = M[i]; scale[i] = S[i]; coef[i] = v[i]; }
+    __syncthreads();
+    double loss = 0.0;
+    double a[16];
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
+        double z = c;
+        for (int j = 0; j < f; ++j) {
+            a[j] = ((double)X[r * f + j] - mean[j]) / scale[j];
+            z += a[j] * coef[j];
+        }
+        if (intercept) a[f] = 1.0;
+        const double t = (double)y[r];
+        const double e = exp(-fabs(z));
+        loss += fmax(z, 0.0) + log1p(e) - t * z;
+        const double s = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+        const double res = s - t, w = s * (1.0 - s);
+        int cell = 1 + p;
+        for (int i = 0; i < p; ++i) {
+            atomicAdd(&shared[1 + i], a[i] * res);
+            const double wa = w * a[i];
+            for (int j = 0; j <= i; ++j) atomicAdd(&shared[cell++], wa * a[j]);
+        }
+    }
+    atomicAdd(&shared[0], loss);
+    __syncthreads();
+    for (int i = threadIdx.x; i < width; i += blockDim.x) partial[blockIdx.x * width + i] = shared[i];
+}
+"""
+_KERNELS: dict = {}
+_CTYPES = {"float32": "float", "float64": "double", "int8": "signed char", "uint8": "unsigned char",
+           "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
+
+
+def _newton_chunk(X, y, M, S, v, c, intercept, width):
+    """One chunk's loss, gradient and Hessian triangle (flat, float64) on the device."""
+    import cupy as cp
+
+    X, y = cp.ascontiguousarray(X), cp.ascontiguousarray(y.ravel())
+    if X.dtype.name not in ("float32", "float64"):
+        X = X.astype(cp.float64)
+    if y.dtype.name not in _CTYPES:
+        y = y.astype(cp.float64)
+    key = (X.dtype.name, y.dtype.name)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        source = _NEWTON_SOURCE.replace("XTYPE", _CTYPES[key[0]]).replace("YTYPE", _CTYPES.get(key[1], "double"))
+        kernel = _KERNELS[key] = cp.RawKernel(source, "newton_step")
+    f = X.shape[1]
+    threads = 256
+    sms = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())["multiProcessorCount"]
+    blocks = max(1, min(-(-len(X) // threads), 4 * sms))
+    partial = cp.empty((blocks, width), dtype=cp.float64)
+    kernel((blocks,), (threads,), (X, y, cp.int64(len(X)), cp.int32(f), M, S, v, cp.float64(c),
+                                   cp.int32(int(intercept)), partial),
+           shared_mem=(width + 3 * f) * 8)
+    return partial.sum(axis=0)
