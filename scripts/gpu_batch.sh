@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
-#       suite-small|large|all|budget|budget-1e8 training training-beyond passes corpus scaleout
+#       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond passes corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -32,6 +32,9 @@ run() {
       notebooks)  # the lessons top to bottom in a real kernel (nbclient, ipykernel brought along)
         timeout "$(t 400)" python3 -m pytest tests/test_notebooks.py -q -p no:cacheprovider \
           -o addopts= --tb=short -rfE 2>&1 | tee "$OUT/gpu-notebooks.log" | tail -n 30 ;;
+      notebooks-full)  # every lesson at its own size
+        WORKBENCH_LESSONS_FULL_SIZE=1 timeout "$(t 560)" python3 -m pytest tests/test_notebooks.py -q \
+          -p no:cacheprovider -o addopts= --tb=short -rfE 2>&1 | tee "$OUT/gpu-notebooks-full.log" | tail -n 30 ;;
       demo)
         timeout "$(t 240)" python3 -m workbench demo ;;
       held)  # groupby 1e8, in memory: polars CPU, cudf and the workbench side by side

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ ROWS = 20_000
 CELL_TIMEOUT = 120
 #: run at the lesson's own size where a GPU is used: at 20,000 rows its data fit any
 #: budget, and a lesson about training beyond the budget must train beyond it there
+#: (WORKBENCH_LESSONS_FULL_SIZE=1 runs every lesson at its own size on a GPU)
 FULL_SIZE_ON_A_GPU = ("05-",)
 
 
@@ -37,7 +39,8 @@ def _kernel_env(tmp_path: Path, monkeypatch, lesson: str = "") -> None:
     (whatever kernels the user has installed), with Jupyter's and IPython's files kept in tmp."""
     from conftest import gpu_unavailable_reason
 
-    if lesson.startswith(FULL_SIZE_ON_A_GPU) and gpu_unavailable_reason() is None:
+    full = lesson.startswith(FULL_SIZE_ON_A_GPU) or os.environ.get("WORKBENCH_LESSONS_FULL_SIZE") == "1"
+    if full and gpu_unavailable_reason() is None:
         monkeypatch.delenv("WORKBENCH_LESSON_ROWS", raising=False)
     else:
         monkeypatch.setenv("WORKBENCH_LESSON_ROWS", str(ROWS))
