@@ -57,7 +57,14 @@ def test_a_student_runs_a_lesson_and_sees_the_check(lab, tmp_path):
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         verdict = page.locator(".jp-OutputArea-output", has_text="lesson-6/ex-1:").first
         verdict.wait_for(timeout=180_000)
-        text = verdict.inner_text()
+        # The output area may be re-rendered as later outputs arrive: read the verdict
+        # again (the locator finds the element anew) until its text is there.
+        text = ""
+        for _ in range(120):
+            text = verdict.inner_text()
+            if "lesson-6/ex-1:" in text:
+                break
+            page.wait_for_timeout(500)
         page.screenshot(path=str(tmp_path / "check.png"), full_page=False)
         browser.close()
     # The lab may hand out the lesson with its solutions stripped: then the stub is unanswered.
