@@ -40,7 +40,9 @@ def roc_auc(truth, score) -> float:
     """
     xp = array_module(score)
     if xp is np:
-        return _rank_auc(np.asarray(truth).ravel(), np.asarray(score).ravel())
+        truth, score = np.asarray(truth).ravel(), np.asarray(score).ravel()
+        positive = truth == 1
+        return pair_auc(score[positive], score[~positive])
     score = score.ravel().astype(xp.float64)
     order = xp.argsort(-score)  # ties are grouped below, so any sort order will do
     s, y = score[order], truth.ravel()[order].astype(xp.float64)
@@ -54,11 +56,6 @@ def roc_auc(truth, score) -> float:
     tpr = xp.concatenate([xp.zeros(1), tps / pos])
     fpr = xp.concatenate([xp.zeros(1), fps / neg])
     return float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1])).sum() / 2)
-
-
-def _rank_auc(truth: np.ndarray, score: np.ndarray) -> float:
-    positive = truth == 1
-    return pair_auc(score[positive], score[~positive])
 
 
 def pair_auc(positive: np.ndarray, negative: np.ndarray) -> float:

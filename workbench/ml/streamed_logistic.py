@@ -152,9 +152,9 @@ class StreamedLogistic:
         v = on(xp, theta[:f])
         c = float(theta[f]) if self.fit_intercept else 0.0
         p = len(theta)
-        loss, g, H = xp.zeros(()), xp.zeros(p), xp.zeros((p, p))
         if xp is not np and p <= _FUSED_PARAMETERS:
             return self._fused_pass(chunks, M, S, v, c, n)
+        loss, g, H = xp.zeros(()), xp.zeros(p), xp.zeros((p, p))
         for X, y, _ in chunks:
             A = (X.astype(xp.float64) - M) / S
             z = A @ v + c
@@ -302,7 +302,7 @@ def _newton_chunk(X, y, M, S, v, c, intercept, width):
     key = (X.dtype.name, y.dtype.name)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        source = _NEWTON_SOURCE.replace("XTYPE", _CTYPES[key[0]]).replace("YTYPE", _CTYPES.get(key[1], "double"))
+        source = _NEWTON_SOURCE.replace("XTYPE", _CTYPES[key[0]]).replace("YTYPE", _CTYPES[key[1]])
         kernel = _KERNELS[key] = cp.RawKernel(source, "newton_step")
     f = X.shape[1]
     threads = 256
