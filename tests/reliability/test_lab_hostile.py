@@ -174,6 +174,16 @@ def _get(url: str, method: str = "GET", body: bytes | None = None):
         return json.loads(response.read() or b"null")
 
 
+def kernels_of(server: psutil.Process) -> list[psutil.Process]:
+    """The server's kernel processes; short-lived helpers it or a kernel spawns are left out."""
+    found = []
+    for child in server.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a helper may end (or be a zombie) meanwhile
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
 @pytest.fixture
 def running_lab(tmp_path):
     """`workbench lab` serving on a free port with one kernel started; killed if a test fails."""
@@ -189,7 +199,7 @@ def running_lab(tmp_path):
     _get(f"{base}/api/kernels?token={TOKEN}", "POST", b'{"name": "python3"}')
     server = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
-    while not server.children(recursive=True) and time.monotonic() < deadline:
+    while not kernels_of(server) and time.monotonic() < deadline:
         time.sleep(0.2)
     yield proc, server, ws
     with contextlib.suppress(ProcessLookupError):
@@ -211,7 +221,7 @@ def test_sigterm_stops_jupyterlab_and_its_kernels(running_lab, tmp_path):
     assert "jupyterlab" in cmdline and f"--IdentityProvider.token={TOKEN}" in cmdline
     assert "--ServerApp.port_retries=0" in cmdline
     assert server.environ().get("WORKBENCH_GPU_BUDGET") == "1GB"
-    kernels = server.children(recursive=True)
+    kernels = kernels_of(server)
     assert kernels, "no kernel started"
     assert {k.environ().get("WORKBENCH_GPU_BUDGET") for k in kernels} == {"1GB"}
     os.kill(proc.pid, signal.SIGTERM)  # to the lab's pid only, as `kill` or `timeout` would
@@ -221,7 +231,7 @@ def test_sigterm_stops_jupyterlab_and_its_kernels(running_lab, tmp_path):
 
 def test_two_interrupts_stop_it_as_they_stop_jupyterlab(running_lab, tmp_path):
     proc, server, _ = running_lab
-    family = [server, *server.children(recursive=True)]
+    family = [server, *kernels_of(server)]
     os.kill(proc.pid, signal.SIGINT)  # the first asks for confirmation...
     time.sleep(1.0)
     os.kill(proc.pid, signal.SIGINT)  # ...the second (Ctrl-C twice) stops it
