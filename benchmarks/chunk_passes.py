@@ -56,6 +56,37 @@ def bandwidth(nbytes=1 << 28) -> float:
     return nbytes / _timed(lambda: dev.set(view))
 
 
+def host_memory(total: int, blocks: int) -> dict:
+    """Seconds to make ``total`` bytes of host memory ready for a cache: page-locked in
+    ``blocks`` blocks (as the cache records), in one block, pageable (first touch), and
+    pageable then registered; and one pageable host-to-device copy of a block."""
+    import cupy as cp
+
+    size = total // blocks
+    out = {}
+    start = time.perf_counter()
+    kept = [cp.cuda.PinnedMemory(size) for _ in range(blocks)]
+    out["pinned_blocks_s"] = time.perf_counter() - start
+    del kept
+    start = time.perf_counter()
+    one = cp.cuda.PinnedMemory(total)
+    out["pinned_one_block_s"] = time.perf_counter() - start
+    del one
+    start = time.perf_counter()
+    pageable = np.empty(total, np.uint8)
+    pageable[::4096] = 1  # one write a page: the pages are made
+    out["pageable_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cp.cuda.runtime.hostRegister(pageable.ctypes.data, total, 0)
+    out["register_s"] = time.perf_counter() - start
+    cp.cuda.runtime.hostUnregister(pageable.ctypes.data)
+    dev = cp.empty(size, dtype=cp.uint8)
+    block = np.ones(size, np.uint8)
+    out["pageable_h2d_bytes_per_s"] = size / _timed(lambda: dev.set(block))
+    out["bytes"], out["blocks"] = total, blocks
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", default="512MB")
@@ -108,6 +139,7 @@ def main(argv=None) -> dict:
     seconds["lloyd_step_replayed"] = _timed(lambda: lloyd_pass(cached, cp, centers))
     seconds["lloyd_step_assembled"] = _timed(lambda: lloyd_pass(chunks, cp, centers), repeat=1)
     out["seconds"] = seconds
+    out["host_memory"] = host_memory(pass_bytes, 2 * len(chunks))
     out["over_floor"] = {k: v / out["floor_s"] for k, v in seconds.items()}
     out["peak_bytes"] = training._peak()
     out["device"] = session.hardware.gpu.name

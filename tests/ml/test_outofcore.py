@@ -12,6 +12,7 @@ import workbench as wb
 from workbench.ml.chunks import FeatureChunks
 from workbench.ml.outofcore import BEYOND_BUDGET, fit_streaming
 from workbench.ml.split import held_out
+from workbench.ml.streamed_kmeans import StreamedKMeans
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cluster import KMeans  # noqa: E402
@@ -124,6 +125,20 @@ def test_kmeans_from_the_same_start_matches_scikit_learn(k, rows, seed):
     np.testing.assert_allclose(np.sort(model.cluster_centers_, 0), np.sort(ref.cluster_centers_, 0),
                                rtol=1e-5, atol=1e-6)
     assert (model.predict(X) == ref.predict(X)).mean() > 0.999
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(20, 3000), rows=st.integers(5, 700), k=st.integers(1, 4), order=st.sampled_from("CF"))
+def test_kmeans_on_a_matrix_is_kmeans_on_its_frame(n, rows, k, order):
+    # The same rows as a matrix (in slices) or as a frame's chunks: the same sample,
+    # the same start, the same Lloyd passes.
+    frame, names = _frame(n, 3, seed=n)
+    X = np.asarray(frame.to_polars().select(names).to_numpy(), dtype=np.float32, order=order)
+    on_frame = StreamedKMeans(n_clusters=k).fit(FeatureChunks(frame, names, rows=rows, part="all"))
+    on_matrix = StreamedKMeans(n_clusters=k).fit(X)
+    np.testing.assert_allclose(on_matrix.cluster_centers_, on_frame.cluster_centers_, rtol=1e-9, atol=1e-12)
+    assert on_matrix.inertia_ == pytest.approx(on_frame.inertia_, rel=1e-9)
+    assert on_matrix.score(X) == pytest.approx(-on_matrix.inertia_, rel=1e-9)
 
 
 def test_kmeans_plus_plus_start_from_a_sample_is_as_good_as_scikit_learn():

@@ -168,7 +168,7 @@ def test_xgboost_external_memory_beyond_a_256mb_budget_matches_xgboost_on_the_cp
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("k, f", [(8, 3), (40, 20), (3, 1)])
+@pytest.mark.parametrize("k, f", [(8, 3), (16, 4), (40, 20), (3, 1)])
 def test_the_fused_lloyd_step_equals_the_array_one(dtype, k, f):
     import cupy as cp
     import numpy as np
@@ -178,7 +178,11 @@ def test_the_fused_lloyd_step_equals_the_array_one(dtype, k, f):
     rng = np.random.default_rng(k * f)
     X = rng.normal(size=(300_001, f)).astype(dtype) * 3
     centers = rng.normal(size=(k, f)) * 3
-    chunks = [(cp.asarray(X[a:a + 70_000]), None, a) for a in range(0, len(X), 70_000)]
+    # row-major, column-major and a column view of a wider matrix: read in place, as laid out
+    wide = cp.asarray(np.hstack([X, X[:, :1]]))
+    chunks = [(cp.asarray(X[a:a + 70_000]), None, a) for a in range(0, 140_000, 70_000)]
+    chunks += [(cp.asfortranarray(cp.asarray(X[a:a + 70_000])), None, a) for a in range(140_000, 280_000, 70_000)]
+    chunks += [(wide[280_000:, :f], None, 280_000)]
     fused = km._pass(chunks, cp, centers)
     cells, km._FUSED_CELLS = km._FUSED_CELLS, 0  # the array path on the same chunks
     try:
@@ -203,7 +207,10 @@ def test_the_fused_newton_pass_equals_the_array_one(f, xdtype, ydtype, intercept
     rng = np.random.default_rng(f)
     X = (rng.normal(size=(250_003, f)) * 2 + 1).astype(xdtype)
     y = (X @ rng.normal(size=f) + rng.normal(size=len(X)) > 0).astype(ydtype)
-    chunks = [(cp.asarray(X[a:a + 60_000]), cp.asarray(y[a:a + 60_000]), a) for a in range(0, len(X), 60_000)]
+    # row- and column-major X, and a y read with a stride (a column of a 2-D array)
+    chunks = [(cp.asarray(X[a:a + 60_000]), cp.asarray(y[a:a + 60_000]), a) for a in range(0, 120_000, 60_000)]
+    chunks += [(cp.asfortranarray(cp.asarray(X[a:a + 60_000])), cp.asarray(np.c_[y, y][a:a + 60_000])[:, 1], a)
+               for a in range(120_000, len(X), 60_000)]
     mean, scale = X.mean(0).astype(np.float64), X.std(0).astype(np.float64)
     theta = rng.normal(size=f + int(intercept)) * 0.3
     model = sl.StreamedLogistic(fit_intercept=intercept)
@@ -217,3 +224,52 @@ def test_the_fused_newton_pass_equals_the_array_one(f, xdtype, ydtype, intercept
     assert fused[0] == pytest.approx(plain[0], rel=1e-10)
     np.testing.assert_allclose(fused[1], plain[1], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(fused[2], plain[2], rtol=1e-8, atol=1e-12)
+
+
+def test_kmeans_score_on_the_device_is_the_inertia_on_the_host():
+    import cupy as cp
+    import numpy as np
+
+    from workbench.ml.streamed_kmeans import StreamedKMeans
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100_000, 3)).astype(np.float32)
+    m = StreamedKMeans(n_clusters=5, init=rng.normal(size=(5, 3)))
+    m.cluster_centers_, m.n_features_in_ = rng.normal(size=(5, 3)), 3
+    assert m.score(cp.asarray(X)) == pytest.approx(m.score(X), rel=1e-9)
+    assert m.score(cp.asarray(X)) == pytest.approx(-((X[:, None, :].astype(np.float64) - m.cluster_centers_) ** 2).sum(2).min(1).sum(), rel=1e-9)
+
+
+def test_the_device_pair_count_is_the_host_one():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from workbench.ml.metrics import pair_auc
+
+    scores = st.lists(st.integers(0, 6).map(lambda v: v / 4), min_size=1, max_size=60)
+
+    @settings(max_examples=60, deadline=None)
+    @given(scores, scores, st.integers(1, 9))
+    def check(pos, neg, rows):
+        import numpy as np
+
+        a, b = np.array(pos), np.array(neg)
+        assert pair_auc(a, b, device_rows=rows) == pytest.approx(pair_auc(a, b), abs=1e-12)
+
+    check()
+
+
+def test_kmeans_on_a_device_matrix_is_kmeans_on_the_host_one():
+    import cupy as cp
+    import numpy as np
+
+    from workbench.ml.streamed_kmeans import StreamedKMeans
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([c + rng.normal(size=(40_000, 3)) for c in rng.uniform(-9, 9, (6, 3))])
+    X = np.asfortranarray(X.astype(np.float32))  # as Frame.to_cupy lays a matrix out
+    on_host = StreamedKMeans(n_clusters=6).fit(X)
+    on_device = StreamedKMeans(n_clusters=6).fit(cp.asarray(X, order="F"))
+    np.testing.assert_allclose(on_device.cluster_centers_, on_host.cluster_centers_, rtol=1e-6, atol=1e-9)
+    assert on_device.inertia_ == pytest.approx(on_host.inertia_, rel=1e-9)
+    assert on_device.n_iter_ == on_host.n_iter_

@@ -129,11 +129,20 @@ def _collect(lf, engine, session, strict):
     elif choice.executor == "streaming":
         session.note("collect: " + choice.reason)
         fits = False
-    try:
-        return _run_gpu(lf, session, "streaming", resident=fits)
-    except Exception as err:  # noqa: BLE001
-        reason = _reason(err)
-        _release(err)
+    for retry in (False, True):
+        try:
+            return _run_gpu(lf, session, "streaming", resident=fits)
+        except Exception as err:  # noqa: BLE001
+            reason = _reason(err)
+            _release(err)
+            held = residency.cache(session)
+            if retry or not (is_out_of_memory(err) and held.nbytes):
+                break
+            # Earlier queries' resident columns may hold the room the stream needs.
+            held.clear()
+            fits = False
+            session.note("collect: out of device memory with resident columns held; dropped "
+                         "them, streaming again over host chunks")
     if info.split is not None and choice.executor == "streaming":
         # the streaming executor could not hold it (a result too large, say): split by key
         count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)

@@ -89,11 +89,14 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
 def stream_metrics(estimator, task: str, chunks, n_classes: int = 0) -> dict:
     """Metrics of ``estimator`` over the chunks of the test part, one chunk on the device
     at a time; ``"_rows"`` holds the number of rows seen."""
-    acc = _metrics.Streamed(task, binary=n_classes == 2)
+    # AUC's pieces of scores (8 bytes each) on the device: about a chunk's share each
+    acc = _metrics.Streamed(task, binary=n_classes == 2, device_rows=2 * chunks.rows)
     probabilities = task == "classification" and hasattr(estimator, "predict_proba")
-    centers = getattr(estimator, "cluster_centers_", None)
     for X, y, _ in chunks:
         if X.shape[0] == 0:
+            continue
+        if task == "clustering":
+            acc.add_inertia(len(X), -estimator.score(X))
             continue
         xp = _metrics.array_module(X)
         predicted = xp.asarray(estimator.predict(X))
@@ -101,7 +104,7 @@ def stream_metrics(estimator, task: str, chunks, n_classes: int = 0) -> dict:
         if y is not None:
             y = xp.asarray(y)
             predicted = predicted.astype(y.dtype) if task == "classification" else predicted
-        acc.add(y, predicted, proba, X=X, centers=None if centers is None else xp.asarray(centers))
+        acc.add(y, predicted, proba)
     out = acc.result() if acc.n else {}
     out["_rows"] = acc.n
     return out

@@ -58,18 +58,50 @@ def roc_auc(truth, score) -> float:
     return float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1])).sum() / 2)
 
 
-def pair_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+def pair_auc(positive: np.ndarray, negative: np.ndarray, device_rows: int = 0) -> float:
     """AUC from the scores of the positive and of the negative rows (host arrays): the
     share of (positive, negative) pairs ordered right, ties counting half, which is
     the area under scikit-learn's ROC curve. Each class is sorted once and the
-    positives (in order) are located among the negatives."""
+    positives (in order) are located among the negatives.
+
+    With ``device_rows`` the pairs are counted on the GPU, holding about six arrays of
+    that many scores at a time (see :func:`_device_pair_auc`).
+    """
     if len(positive) == 0 or len(negative) == 0:
         return float("nan")  # one class only: the curve is undefined
+    if device_rows:
+        return _device_pair_auc(positive, negative, int(device_rows))
     a = np.sort(np.asarray(positive, dtype=np.float64))
     b = np.sort(np.asarray(negative, dtype=np.float64))
     below = np.searchsorted(b, a, "left").sum(dtype=np.float64)
     below_or_tied = np.searchsorted(b, a, "right").sum(dtype=np.float64)
     return float((below + below_or_tied) / 2 / len(a) / len(b))
+
+
+def _device_pair_auc(positive: np.ndarray, negative: np.ndarray, rows: int) -> float:
+    """:func:`pair_auc` counted on the GPU in pieces of ``rows`` scores: each piece of
+    the smaller class is sorted there and every piece of the other class is located
+    in it; the counts add up over pieces, so no piece needs the others."""
+    import cupy as cp
+
+    swap = len(positive) > len(negative)
+    small, large = (negative, positive) if swap else (positive, negative)
+    right_order = cp.zeros((), dtype=cp.int64)  # pairs with positive > negative
+    ties = cp.zeros((), dtype=cp.int64)
+    for a in range(0, len(small), rows):
+        piece = cp.sort(cp.asarray(small[a:a + rows], dtype=cp.float64))
+        for b in range(0, len(large), rows):
+            other = cp.asarray(large[b:b + rows], dtype=cp.float64)
+            left = cp.searchsorted(piece, other, "left").sum()
+            right = cp.searchsorted(piece, other, "right").sum()
+            ties += right - left
+            # Each score of the other class has `left` of the piece below it, and
+            # len(piece) - right above it.
+            right_order += left if swap else len(piece) * len(other) - right
+            del other
+        del piece
+    pairs = len(positive) * len(negative)
+    return float((int(right_order) + int(ties) / 2) / pairs)
 
 
 def log_loss(truth, proba) -> float:
@@ -122,11 +154,13 @@ class Streamed:
 
     Sums stay on the host as Python floats (a few per chunk); AUC keeps the scores of
     the test rows on the host, 8 bytes a row, since it needs them all ranked together:
-    split by class where they are computed, so the end is :func:`pair_auc`.
+    split by class where they are computed, so the end is :func:`pair_auc`, counted on
+    the GPU in pieces of ``device_rows`` scores when the scores came from there.
     """
 
-    def __init__(self, task: str, binary: bool = False):
-        self.task, self.binary = task, binary
+    def __init__(self, task: str, binary: bool = False, device_rows: int = 0):
+        self.task, self.binary, self.device_rows = task, binary, int(device_rows)
+        self.on_device = False
         self.n = 0
         self.sums: dict[str, float] = {}
         self.positive: list[np.ndarray] = []
@@ -135,13 +169,17 @@ class Streamed:
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(value)
 
-    def add(self, truth, predicted, proba=None, X=None, centers=None) -> None:
+    def add_inertia(self, rows: int, value: float) -> None:
+        """A chunk of a clustering's rows and their inertia."""
+        self.n += int(rows)
+        self._add("inertia", value)
+
+    def add(self, truth, predicted, proba=None) -> None:
+        """A chunk of a classifier's or regressor's rows: truth, predictions, probabilities."""
         xp = array_module(predicted)
         n = int(predicted.shape[0])
         self.n += n
-        if self.task == "clustering":
-            self._add("inertia", inertia(X, centers, predicted.astype(xp.int64)))
-        elif self.task == "regression":
+        if self.task == "regression":
             t, p = truth.ravel().astype(xp.float64), predicted.ravel().astype(xp.float64)
             self._add("sse", ((t - p) ** 2).sum())
             self._add("sy", t.sum())
@@ -153,6 +191,7 @@ class Streamed:
                 if self.binary:
                     p = (proba[:, 1] if proba.ndim == 2 else proba).ravel()
                     hit = truth.ravel() == 1
+                    self.on_device = xp is not np
                     self.positive.append(_host(p[hit]).astype(np.float64, copy=False))
                     self.negative.append(_host(p[~hit]).astype(np.float64, copy=False))
 
@@ -167,7 +206,8 @@ class Streamed:
             return out
         out = {"accuracy": s.get("correct", 0.0) / n}
         if self.positive:
-            out["auc"] = pair_auc(np.concatenate(self.positive), np.concatenate(self.negative))
+            out["auc"] = pair_auc(np.concatenate(self.positive), np.concatenate(self.negative),
+                                  self.device_rows if self.on_device else 0)
         if "nll" in s:
             out["log_loss"] = s["nll"] / n
         return out

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.ml.split import held_out
-from workbench.ml.streaming import array_module, as_matrix, host, moments, on
+from workbench.ml.streaming import array_module, as_matrix, chunks_of, host, moments, on
 
 _SAMPLE_ROWS = 100_000
 
@@ -47,7 +47,10 @@ class StreamedKMeans:
         self.n_clusters, self.init, self.max_iter = int(n_clusters), init, int(max_iter)
         self.tol, self.random_state, self.n_init = float(tol), random_state, int(n_init)
 
-    def fit(self, chunks) -> StreamedKMeans:
+    def fit(self, chunks, y=None) -> StreamedKMeans:
+        """Fit on a :class:`~workbench.ml.chunks.FeatureChunks` or a matrix (NumPy or
+        CuPy, read in slices); ``y`` is ignored, as scikit-learn's is."""
+        chunks = chunks_of(chunks)
         xp = array_module(chunks.device)
         n, _, var = moments(chunks)
         if n < self.n_clusters:
@@ -108,11 +111,9 @@ class StreamedKMeans:
         return _nearest(xp, X, on(xp, self.cluster_centers_))
 
     def score(self, X) -> float:
-        """Minus the inertia of ``X`` (scikit-learn's convention)."""
-        xp, X = as_matrix(X, self.n_features_in_, "StreamedKMeans")
-        C = on(xp, self.cluster_centers_)
-        diff = X - C[_nearest(xp, X, C)]
-        return -float((diff * diff).sum())
+        """Minus the inertia of ``X`` (scikit-learn's convention); one Lloyd pass's sums."""
+        xp, X = as_matrix(X, self.n_features_in_, "StreamedKMeans", cast=False)
+        return -_pass([(X, None, 0)], xp, self.cluster_centers_)[2]
 
 
 def _nearest(xp, X, C):
@@ -144,64 +145,82 @@ def _pass(chunks, xp, centers: np.ndarray):
 
 
 # One GPU kernel per chunk does a whole Lloyd step on it: each thread takes rows, finds
-# the nearest centre by the exact squared distance (in float64) and adds the row to its
-# block's per-centre sums in shared memory; the blocks' partial sums are then added up.
-# Unfused, a step is a dozen array operations per chunk (distances, argmin, gathers,
-# sums), each a pass over the chunk in device memory, which is what bounds it.
-_FUSED_CELLS = 1024  # k * f: the centres and their sums fit in shared memory
+# the nearest centre by the exact squared distance (in float64) and adds the row to the
+# per-centre sums. With few centres and features (WIDTH sums up to _REGISTER_CELLS) the
+# sums are the thread's own, in registers, added per block by streaming.block_sums;
+# with more, they are the block's, in shared memory, added atomically. Unfused, a step
+# is a dozen array operations per chunk (distances, argmin, gathers, sums), each a pass
+# over the chunk in device memory, which is what bounds it.
+_FUSED_CELLS = 1024  # k * f: the centres and the block's sums fit in shared memory
+_REGISTER_CELLS = 96  # k * f + k + 1 sums a thread may keep in registers
 _LLOYD_SOURCE = r"""
-extern "C" __global__ void lloyd_step(const TYPE* X, long long n, int f, const double* C, int k,
-                                      double* partial) {
-    extern __shared__ double shared[];
-    const int width = k * f + k + 1;          // sums, counts, inertia
-    double* centres = shared + width;
-    for (int i = threadIdx.x; i < width; i += blockDim.x) shared[i] = 0.0;
-    for (int i = threadIdx.x; i < k * f; i += blockDim.x) centres[i] = C[i];
-    __syncthreads();
+extern "C" __global__ void lloyd_step(const TYPE* X, long long xr, long long xc, long long n,
+                                      const double* C, double* partial) {
+    __shared__ double centres[K * F];
+#if REGISTERS
+    double acc[WIDTH];
+    #pragma unroll
+    for (int i = 0; i < WIDTH; ++i) acc[i] = 0.0;
+#else
+    __shared__ double sums[WIDTH];
+    for (int i = threadIdx.x; i < WIDTH; i += blockDim.x) sums[i] = 0.0;
     double inertia = 0.0;
+#endif
+    for (int i = threadIdx.x; i < K * F; i += blockDim.x) centres[i] = C[i];
+    __syncthreads();
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
-        const TYPE* x = X + r * f;
+        double x[F];
+        #pragma unroll
+        for (int j = 0; j < F; ++j) x[j] = (double)X[r * xr + j * xc];
         int best = 0;
         double nearest = 0.0;
-        for (int c = 0; c < k; ++c) {
+        for (int c = 0; c < K; ++c) {
             double d = 0.0;
-            for (int j = 0; j < f; ++j) {
-                const double t = (double)x[j] - centres[c * f + j];
+            #pragma unroll
+            for (int j = 0; j < F; ++j) {
+                const double t = x[j] - centres[c * F + j];
                 d += t * t;
             }
             if (c == 0 || d < nearest) { nearest = d; best = c; }
         }
-        for (int j = 0; j < f; ++j) atomicAdd(&shared[best * f + j], (double)x[j]);
-        atomicAdd(&shared[k * f + best], 1.0);
+#if REGISTERS
+        #pragma unroll
+        for (int c = 0; c < K; ++c) {
+            const bool hit = c == best;
+            #pragma unroll
+            for (int j = 0; j < F; ++j) acc[c * F + j] += hit ? x[j] : 0.0;
+            acc[K * F + c] += hit ? 1.0 : 0.0;
+        }
+        acc[WIDTH - 1] += nearest;
+#else
+        for (int j = 0; j < F; ++j) atomicAdd(&sums[best * F + j], x[j]);
+        atomicAdd(&sums[K * F + best], 1.0);
         inertia += nearest;
+#endif
     }
-    atomicAdd(&shared[k * f + k], inertia);
+#if REGISTERS
+    block_sums(acc, partial);
+#else
+    atomicAdd(&sums[WIDTH - 1], inertia);
     __syncthreads();
-    for (int i = threadIdx.x; i < width; i += blockDim.x) partial[blockIdx.x * width + i] = shared[i];
+    for (int i = threadIdx.x; i < WIDTH; i += blockDim.x) partial[(long long)blockIdx.x * WIDTH + i] = sums[i];
+#endif
 }
 """
-_KERNELS: dict = {}
 
 
 def _lloyd_chunk(X, C):
     """One chunk's per-centre sums, counts and inertia (flat, float64) on the device."""
     import cupy as cp
 
-    X = cp.ascontiguousarray(X)
-    name = "float" if X.dtype == cp.float32 else "double"
-    if X.dtype not in (cp.float32, cp.float64):
-        X, name = X.astype(cp.float64), "double"
-    kernel = _KERNELS.get(name)
-    if kernel is None:
-        kernel = _KERNELS[name] = cp.RawKernel(_LLOYD_SOURCE.replace("TYPE", name), "lloyd_step")
+    from workbench.ml.streaming import BLOCK_SUMS, chunk_sums, kernel_input
+
+    X, xr, xc, xtype = kernel_input(X, floating=True)
     k, f = C.shape
     width = k * f + k + 1
-    threads = 256
-    sms = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())["multiProcessorCount"]
-    blocks = max(1, min(-(-len(X) // threads), 4 * sms))
-    partial = cp.empty((blocks, width), dtype=cp.float64)
-    kernel((blocks,), (threads,), (X, cp.int64(len(X)), cp.int32(f), cp.ascontiguousarray(C),
-                                   cp.int32(k), partial),
-           shared_mem=(width + k * f) * 8)
-    return partial.sum(axis=0)
+    registers = width <= _REGISTER_CELLS
+    source = (BLOCK_SUMS if registers else "") + _LLOYD_SOURCE
+    defines = {"K": k, "F": f, "TYPE": xtype, "REGISTERS": int(registers)}
+    return chunk_sums(source, "lloyd_step", defines, len(X), width,
+                      (X, cp.int64(xr), cp.int64(xc), cp.int64(len(X)), cp.ascontiguousarray(C)))

@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from workbench.ml.streaming import array_module, as_matrix, host, moments, on
+from workbench.ml.streaming import BLOCK_SUMS, array_module, as_matrix, host, moments, on
 
 #: binary problems with up to this many features are solved by Newton's method
 NEWTON_FEATURES = 64
@@ -242,74 +242,57 @@ class StreamedLogistic:
 
 
 # One GPU kernel per chunk sums a Newton step's loss, gradient and Hessian (its lower
-# triangle) on it: each thread takes rows, standardises them, and adds their terms to
-# its block's sums in shared memory (in float64); the blocks' sums are then added up.
-# As array operations a pass is about twenty passes over each chunk in device memory.
-_NEWTON_SOURCE = r"""
-extern "C" __global__ void newton_step(const XTYPE* X, const YTYPE* y, long long n, int f,
+# triangle) on it: each thread standardises its rows and adds their terms to sums in
+# registers (float64), which streaming.block_sums adds up per block. As array
+# operations a pass is about twenty passes over each chunk in device memory.
+_NEWTON_SOURCE = BLOCK_SUMS + r"""
+#define P (F + INTERCEPT)
+extern "C" __global__ void newton_step(const XTYPE* X, long long xr, long long xc,
+                                       const YTYPE* y, long long yr, long long n,
                                        const double* M, const double* S, const double* v,
-                                       double c, int intercept, double* partial) {
-    extern __shared__ double shared[];
-    const int p = f + intercept;
-    const int width = 1 + p + p * (p + 1) / 2;   // loss, gradient, Hessian's lower triangle
-    double* mean = shared + width;
-    double* scale = mean + f;
-    double* coef = scale + f;
-    for (int i = threadIdx.x; i < width; i += blockDim.x) shared[i] = 0.0;
-    for (int i = threadIdx.x; i < f; i += blockDim.x) { mean[i] = M[i]; scale[i] = S[i]; coef[i] = v[i]; }
-    __syncthreads();
-    double loss = 0.0;
-    double a[16];
+                                       double c, double* partial) {
+    double mean[F], inv[F], coef[F], acc[WIDTH], a[P];
+    #pragma unroll
+    for (int j = 0; j < F; ++j) { mean[j] = M[j]; inv[j] = 1.0 / S[j]; coef[j] = v[j]; }
+    #pragma unroll
+    for (int i = 0; i < WIDTH; ++i) acc[i] = 0.0;
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
         double z = c;
-        for (int j = 0; j < f; ++j) {
-            a[j] = ((double)X[r * f + j] - mean[j]) / scale[j];
+        #pragma unroll
+        for (int j = 0; j < F; ++j) {
+            a[j] = ((double)X[r * xr + j * xc] - mean[j]) * inv[j];
             z += a[j] * coef[j];
         }
-        if (intercept) a[f] = 1.0;
-        const double t = (double)y[r];
+        if (INTERCEPT) a[P - 1] = 1.0;
+        const double t = (double)y[r * yr];
         const double e = exp(-fabs(z));
-        loss += fmax(z, 0.0) + log1p(e) - t * z;
+        acc[0] += fmax(z, 0.0) + log1p(e) - t * z;
         const double s = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
         const double res = s - t, w = s * (1.0 - s);
-        int cell = 1 + p;
-        for (int i = 0; i < p; ++i) {
-            atomicAdd(&shared[1 + i], a[i] * res);
+        int cell = 1 + P;
+        #pragma unroll
+        for (int i = 0; i < P; ++i) {
+            acc[1 + i] += a[i] * res;
             const double wa = w * a[i];
-            for (int j = 0; j <= i; ++j) atomicAdd(&shared[cell++], wa * a[j]);
+            #pragma unroll
+            for (int j = 0; j <= i; ++j) acc[cell++] += wa * a[j];
         }
     }
-    atomicAdd(&shared[0], loss);
-    __syncthreads();
-    for (int i = threadIdx.x; i < width; i += blockDim.x) partial[blockIdx.x * width + i] = shared[i];
+    block_sums(acc, partial);
 }
 """
-_KERNELS: dict = {}
-_CTYPES = {"float32": "float", "float64": "double", "int8": "signed char", "uint8": "unsigned char",
-           "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
 
 
 def _newton_chunk(X, y, M, S, v, c, intercept, width):
     """One chunk's loss, gradient and Hessian triangle (flat, float64) on the device."""
     import cupy as cp
 
-    X, y = cp.ascontiguousarray(X), cp.ascontiguousarray(y.ravel())
-    if X.dtype.name not in ("float32", "float64"):
-        X = X.astype(cp.float64)
-    if y.dtype.name not in _CTYPES:
-        y = y.astype(cp.float64)
-    key = (X.dtype.name, y.dtype.name)
-    kernel = _KERNELS.get(key)
-    if kernel is None:
-        source = _NEWTON_SOURCE.replace("XTYPE", _CTYPES[key[0]]).replace("YTYPE", _CTYPES[key[1]])
-        kernel = _KERNELS[key] = cp.RawKernel(source, "newton_step")
-    f = X.shape[1]
-    threads = 256
-    sms = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())["multiProcessorCount"]
-    blocks = max(1, min(-(-len(X) // threads), 4 * sms))
-    partial = cp.empty((blocks, width), dtype=cp.float64)
-    kernel((blocks,), (threads,), (X, y, cp.int64(len(X)), cp.int32(f), M, S, v, cp.float64(c),
-                                   cp.int32(int(intercept)), partial),
-           shared_mem=(width + 3 * f) * 8)
-    return partial.sum(axis=0)
+    from workbench.ml.streaming import chunk_sums, kernel_input
+
+    X, xr, xc, xtype = kernel_input(X, floating=True)
+    y, yr, _, ytype = kernel_input(y.ravel(), floating=False)
+    defines = {"F": X.shape[1], "INTERCEPT": int(intercept), "XTYPE": xtype, "YTYPE": ytype}
+    return chunk_sums(_NEWTON_SOURCE, "newton_step", defines, len(X), width,
+                      (X, cp.int64(xr), cp.int64(xc), y, cp.int64(yr), cp.int64(len(X)),
+                       M, S, v, cp.float64(c)))
