@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
-#       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond passes corpus scaleout
+#       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml kmeans-memory passes corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -50,6 +50,14 @@ run() {
       training-beyond)  # beyond 512 MB only, with the CPU libraries on the same data
         timeout "$(t 560)" python3 benchmarks/training.py --models '' --budget 512MB --beyond-cpu \
           --out "$OUT/training-beyond.json" ;;
+      training-beyond-gpu)  # beyond 512 MB, the GPU only (budget and no budget)
+        timeout "$(t 560)" python3 benchmarks/training.py --models '' --budget 512MB \
+          --out "$OUT/training-beyond.json" ;;
+      tests-ml)  # the training room's GPU tests alone
+        timeout "$(t 300)" "${PYTEST[@]}" tests/ml 2>&1 | tee "$OUT/gpu-tests-ml.log" | tail -n 40 ;;
+      kmeans-memory)  # k-means in device memory: cuml against the streamed Lloyd passes
+        timeout "$(t 300)" python3 benchmarks/kmeans_in_memory.py --rows "${ROWS:-2e7}" \
+          --out "$OUT/kmeans_in_memory.json" ;;
       passes)  # one streamed pass beyond 512 MB, assembled and cached, against the bus floor
         timeout "$(t 300)" python3 benchmarks/chunk_passes.py --budget 512MB --out "$OUT/chunk_passes.json" ;;
       corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB)
