@@ -154,6 +154,11 @@ def _pass(chunks, xp, centers: np.ndarray):
 _FUSED_CELLS = 1024  # k * f: the centres and the block's sums fit in shared memory
 _REGISTER_CELLS = 96  # k * f + k + 1 sums a thread may keep in registers
 _LLOYD_SOURCE = r"""
+#if REGISTERS
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("unroll 4")
+#endif
 extern "C" __global__ void lloyd_step(const TYPE* X, long long xr, long long xc, long long n,
                                       const double* C, double* partial) {
     __shared__ double centres[K * F];
@@ -170,16 +175,21 @@ extern "C" __global__ void lloyd_step(const TYPE* X, long long xr, long long xc,
     __syncthreads();
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += stride) {
+#if REGISTERS
         double x[F];
         #pragma unroll
         for (int j = 0; j < F; ++j) x[j] = (double)X[r * xr + j * xc];
+#define XV(j) x[j]
+#else
+#define XV(j) ((double)X[r * xr + (j) * xc])  /* many features: no per-thread copy */
+#endif
         int best = 0;
         double nearest = 0.0;
         for (int c = 0; c < K; ++c) {
             double d = 0.0;
-            #pragma unroll
+            UNROLL
             for (int j = 0; j < F; ++j) {
-                const double t = x[j] - centres[c * F + j];
+                const double t = XV(j) - centres[c * F + j];
                 d += t * t;
             }
             if (c == 0 || d < nearest) { nearest = d; best = c; }
@@ -189,12 +199,12 @@ extern "C" __global__ void lloyd_step(const TYPE* X, long long xr, long long xc,
         for (int c = 0; c < K; ++c) {
             const bool hit = c == best;
             #pragma unroll
-            for (int j = 0; j < F; ++j) acc[c * F + j] += hit ? x[j] : 0.0;
+            for (int j = 0; j < F; ++j) acc[c * F + j] += hit ? XV(j) : 0.0;
             acc[K * F + c] += hit ? 1.0 : 0.0;
         }
         acc[WIDTH - 1] += nearest;
 #else
-        for (int j = 0; j < F; ++j) atomicAdd(&sums[best * F + j], x[j]);
+        for (int j = 0; j < F; ++j) atomicAdd(&sums[best * F + j], XV(j));
         atomicAdd(&sums[K * F + best], 1.0);
         inertia += nearest;
 #endif

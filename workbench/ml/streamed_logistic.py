@@ -291,7 +291,7 @@ def _newton_chunk(X, y, M, S, v, c, intercept, width):
     from workbench.ml.streaming import chunk_sums, kernel_input
 
     X, xr, xc, xtype = kernel_input(X, floating=True)
-    y, yr, _, ytype = kernel_input(y.ravel(), floating=False)
+    y, yr, _, ytype = kernel_input(y if y.ndim == 1 else y.ravel(), floating=False)
     defines = {"F": X.shape[1], "INTERCEPT": int(intercept), "XTYPE": xtype, "YTYPE": ytype}
     return chunk_sums(_NEWTON_SOURCE, "newton_step", defines, len(X), width,
                       (X, cp.int64(xr), cp.int64(xc), y, cp.int64(yr), cp.int64(len(X)),
