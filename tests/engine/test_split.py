@@ -24,7 +24,7 @@ from workbench.errors import BudgetTooSmall
 from workbench.memory.policy import choose
 
 # Which of the shared queries split by key (the rest need every row at once).
-SPLITS = {"sum_by_k", "by_string", "join", "quantile"}
+SPLITS = {"sum_by_k", "by_string", "join", "quantile", "window"}
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,13 @@ def _natural(x, y):
                                                   on="id1").group_by("id1").agg(pl.col("z2").sum()),
         "semi": x.join(y.filter(pl.col("z") > 3), on="id1", how="semi").group_by("id1").agg(pl.len()),
         "quantile": x.group_by("id2").agg(pl.col("v3").quantile(0.9, "linear")),
+        "window_then_group": x.with_columns((pl.col("v3") - pl.col("v3").mean().over("id1")).alias("dev"))
+                              .filter(pl.col("dev") > 10).group_by("id1").agg(pl.len(), pl.col("dev").max()),
+        "windows_by_two_keys": x.with_columns(pl.col("v1").sum().over("id1", "id2").alias("s12"),
+                                              pl.col("v2").max().over("id1").alias("m1"))
+                                .group_by("id1", "id2").agg(pl.col("s12").first(), pl.col("m1").max()),
+        "window_after_group": x.group_by("id1", "id2").agg(pl.col("v1").sum())
+                               .with_columns(pl.col("v1").rank("dense").over("id1").alias("r")),
     }
 
 
@@ -88,7 +95,8 @@ def _h2o(n: int, seed: int):
 
 @pytest.mark.parametrize("name", sorted([
     "top_k", "corr", "median_std", "high_card_top", "every_key", "filtered_then_grouped",
-    "after_group", "join_then_group", "left_join", "three_tables", "semi", "quantile"]))
+    "after_group", "join_then_group", "left_join", "three_tables", "semi", "quantile",
+    "window_then_group", "windows_by_two_keys", "window_after_group"]))
 def test_natural_plans_split_and_agree(name):
     wb.init(backend="cpu")
     x, y = _h2o(5000, 1)
@@ -129,7 +137,43 @@ def test_split_keys_follow_the_join_keys():
     assert info.split is None and "join" in info.why_not
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 400), seed=st.integers(0, 2**16), count=st.integers(1, 9), top=st.integers(1, 4))
+def test_windows_over_a_scan_split_when_a_final_sort_orders_the_rows(n, seed, count, top):
+    # The corpus's "largest values of each group" as users write it: a filter on a rank
+    # over the group; partitions by id1 hold whole groups, the final sort the row order.
+    wb.init(backend="cpu")
+    x, _ = _h2o(n, seed)
+    lf = (wb.Frame.from_polars(x.with_row_index("row")).lazy()
+          .filter(pl.col("v3").rank("min", descending=True).over("id1") <= top)
+          .select("id1", "row", "v3", (pl.col("v3") / pl.col("v3").sum().over("id1")).alias("share"))
+          .sort("id1", "row"))
+    info = inspect(lf)
+    assert info.split is not None and info.split.keys[next(iter(info.split.keys))] == ("id1",)
+    assert_frame_equal(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(),
+                       check_exact=False, rel_tol=1e-12)
+
+
+def test_windows_split_by_the_keys_they_share():
+    wb.init(backend="cpu")
+    x, _ = _h2o(100, 0)
+    fx = wb.Frame.from_polars(x)
+    both = fx.lazy().with_columns(pl.col("v1").sum().over("id1", "id2").alias("a"),
+                                  pl.col("v2").sum().over("id2", "id4").alias("b")).sort("id3", "v3")
+    assert inspect(both).split.keys == {id(fx): ("id2",)}
+    grouped = (fx.lazy().with_columns(pl.col("v1").mean().over("id1", "id4").alias("m"))
+               .group_by("id4", "id5").agg(pl.col("m").sum()))
+    assert inspect(grouped).split.keys == {id(fx): ("id4",)}
+
+
 @pytest.mark.parametrize("plan, why", [
+    (lambda lf: lf.filter(pl.col("v3").rank().over("id1") <= 2), "row order"),
+    (lambda lf: lf.with_columns(pl.col("v1").sum().over("id1").alias("a"),
+                                pl.col("v1").sum().over("id2").alias("b")).sort("v3"), "disjoint keys"),
+    (lambda lf: lf.with_columns(pl.col("v1").sum().over(pl.col("id1") % 2)).sort("v3"),
+     "window over expressions"),
+    (lambda lf: lf.with_columns(pl.col("v1").sum().over("id2").alias("a")).group_by("id1")
+     .agg(pl.col("a").sum()), "disjoint keys"),
     (lambda lf: lf.select(pl.col("v1").sum()), "not row by row"),
     (lambda lf: lf.unique("id1"), "every row at once"),
     (lambda lf: lf.group_by("id1", maintain_order=True).agg(pl.len()), "in order"),

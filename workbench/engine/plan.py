@@ -23,7 +23,7 @@ each partition's rows and groups fit where the whole does not.
 >>> info.split.keys[id(f)], info.split.sort
 (('k',), (('k',), (False,), (False,), False))
 >>> inspect(f.lazy().select(pl.col("v").sum())).why_not
-'a select that is not row by row (an aggregation or a window)'
+'a select that is not row by row (an aggregation, or a window over expressions)'
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ _UPPER = ("Sort", "Slice", "Filter", "HStack", "Select", "SimpleProjection")
 
 
 def _split(nt) -> Split:
-    """Walk down from the root: sorts, limits and row-wise steps, then a splitting step."""
-    sort, limit, keys = None, None, _Keys()
+    """Walk down from the root: sorts, limits and row-wise steps (windows fix the keys
+    the rest must be split by), then a splitting step."""
+    sort, limit, keys, allowed = None, None, _Keys(), None
     while True:
         ir = nt.view_current_node()
         kind = type(ir).__name__
@@ -169,10 +170,18 @@ def _split(nt) -> Split:
                 raise _NoSplit("a limit with an offset, or two limits")
             limit = ir.len
         elif kind in ("GroupBy", "Join"):
-            _need(nt, nt.get_node(), None, keys)
+            _need(nt, nt.get_node(), allowed, keys)
             return Split(dict(keys), sort, limit, keys.simple)
+        elif kind == "PythonScan" and allowed is not None:
+            # Windows straight over a scan: the answer keeps the scan's row order, which
+            # partitions lose; a final sort that orders every row gives it back.
+            if sort is None or sort[3]:
+                raise _NoSplit("windows over a scan whose row order the answer keeps "
+                               "(no final sort, or a stable one)")
+            _scan(ir, allowed, keys)
+            return Split(dict(keys), sort, limit, False)
         elif kind in _UPPER:
-            _row_wise(nt, ir, kind)
+            allowed = _row_wise(nt, ir, kind, allowed, keys)
         else:
             raise _NoSplit("the plan ends in a whole-frame aggregation or another "
                            f"operation that needs every row at once ({kind})")
@@ -228,7 +237,7 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
         _need(nt, ir.input_left, left, keys)
         _need(nt, ir.input_right, right, keys)
     elif kind in ("Filter", "HStack", "Select", "SimpleProjection"):
-        fixed = _row_wise(nt, ir, kind, allowed)
+        fixed = _row_wise(nt, ir, kind, allowed, keys)
         _need(nt, ir.input, fixed, keys)
     elif kind == "PythonScan":
         _scan(ir, allowed, keys)
@@ -236,17 +245,18 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
         raise _NoSplit(f"a step that cannot run by key partition ({kind})")
 
 
-def _narrow(allowed, names: tuple[str, ...]):
-    """The keys a group-by by ``names`` can be split by, given what is allowed above."""
+def _narrow(allowed, names: tuple[str, ...], what: str = "group-bys"):
+    """The keys a group-by (or window) by ``names`` can be split by, given what is
+    allowed above."""
     if allowed is None:
         return frozenset(names)
     if isinstance(allowed, frozenset):
         common = allowed & set(names)
         if not common:
-            raise _NoSplit("group-bys by disjoint keys")
+            raise _NoSplit(f"{what} by disjoint keys")
         return frozenset(common)
     if not set(allowed) <= set(names):
-        raise _NoSplit("a group-by by keys that do not include the join keys above it")
+        raise _NoSplit(f"{what} by keys that do not include the join keys above them")
     return allowed
 
 
@@ -302,20 +312,31 @@ _NOT_ROW_WISE = {"IsUnique", "IsDuplicated", "IsFirstDistinct", "IsLastDistinct"
                  "ConcatVertical", "Join"}
 
 
-def _row_wise(nt, ir, kind: str, allowed=None):
-    """Check a step works row by row; return the keys its input must be split by."""
+def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
+    """Check a step works row by row, or by window groups (``over``); return the keys
+    its input must be split by."""
     if kind == "Filter":
         exprs = [ir.predicate]
     elif kind in ("HStack", "Select"):
         exprs = list(ir.exprs if kind == "HStack" else ir.expr)
     else:
         return allowed
-    if not all(_expr_row_wise(nt, e.node) for e in exprs):
-        raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation or a window)")
-    if allowed is None or kind == "Filter":
-        return allowed
-    # Keys must reach the step above unchanged: a Select keeps a key as itself,
-    # an HStack must not overwrite it.
+    windows: list[frozenset] = []
+    if not all(_expr_row_wise(nt, e.node, windows) for e in exprs):
+        raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation, or a window "
+                       "over expressions)")
+    if windows and keys is not None:
+        keys.simple = False
+    if kind != "Filter" and allowed is not None:
+        allowed = _passed_keys(nt, kind, exprs, allowed)
+    for over in windows:  # every window's groups must lie within one partition
+        allowed = _narrow(allowed, tuple(sorted(over)), "windows")
+    return allowed
+
+
+def _passed_keys(nt, kind: str, exprs, allowed):
+    """The keys reach the step above unchanged: a Select keeps a key as itself, an
+    HStack must not overwrite it."""
     passed = {e.output_name: _column(nt, e) for e in exprs}
     keep = (lambda n: passed.get(n) == n) if kind == "Select" else \
         (lambda n: n not in passed or passed[n] == n)
@@ -329,17 +350,25 @@ def _row_wise(nt, ir, kind: str, allowed=None):
     return allowed
 
 
-def _expr_row_wise(nt, node: int) -> bool:
+def _expr_row_wise(nt, node: int, windows: list | None = None) -> bool:
+    """Whether the expression at ``node`` computes each row from that row alone or,
+    with ``windows``, also from its ``over`` group (whose key columns are added there)."""
     e = nt.view_expression(node)
     kind = type(e).__name__
     if kind in ("Column", "Literal"):
         return True
+    if kind == "Window" and windows is not None:
+        over = [_column(nt, _Named(n)) for n in e.partition_by]
+        if not over or None in over:
+            return False  # a window over expressions, or a rolling one
+        windows.append(frozenset(over))
+        return True  # whatever it computes, it computes within the group
     if kind == "BinaryExpr":
-        return _expr_row_wise(nt, e.left) and _expr_row_wise(nt, e.right)
+        return _expr_row_wise(nt, e.left, windows) and _expr_row_wise(nt, e.right, windows)
     if kind == "Cast":
-        return _expr_row_wise(nt, e.expr)
+        return _expr_row_wise(nt, e.expr, windows)
     if kind == "Ternary":
-        return all(_expr_row_wise(nt, n) for n in (e.predicate, e.truthy, e.falsy))
+        return all(_expr_row_wise(nt, n, windows) for n in (e.predicate, e.truthy, e.falsy))
     if kind == "Function":
         head = e.function_data[0]
         if isinstance(head, str):
@@ -347,6 +376,6 @@ def _expr_row_wise(nt, node: int) -> bool:
         else:  # an enum member such as StringFunction.Contains
             ok = type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
                 and str(head).rsplit(".", 1)[-1] not in _NOT_ROW_WISE
-        return ok and all(_expr_row_wise(nt, n) for n in e.input)
+        return ok and all(_expr_row_wise(nt, n, windows) for n in e.input)
     return False
 
