@@ -172,6 +172,10 @@ def test_windows_split_by_the_keys_they_share():
                                 pl.col("v1").sum().over("id2").alias("b")).sort("v3"), "disjoint keys"),
     (lambda lf: lf.with_columns(pl.col("v1").sum().over(pl.col("id1") % 2)).sort("v3"),
      "window over expressions"),
+    (lambda lf: lf.with_columns(pl.col("v1").cum_sum().over("id1")).sort("v3"), "row order"),
+    (lambda lf: lf.with_columns(pl.col("v1").first().over("id1").alias("f")).sort("v3"), "row order"),
+    (lambda lf: lf.with_columns(pl.col("v1").rank("ordinal").over("id1").alias("r")).sort("v3"),
+     "row order"),
     (lambda lf: lf.with_columns(pl.col("v1").sum().over("id2").alias("a")).group_by("id1")
      .agg(pl.col("a").sum()), "disjoint keys"),
     (lambda lf: lf.select(pl.col("v1").sum()), "not row by row"),

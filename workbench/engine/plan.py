@@ -23,7 +23,7 @@ each partition's rows and groups fit where the whole does not.
 >>> info.split.keys[id(f)], info.split.sort
 (('k',), (('k',), (False,), (False,), False))
 >>> inspect(f.lazy().select(pl.col("v").sum())).why_not
-'a select that is not row by row (an aggregation, or a window over expressions)'
+'a select that is not row by row (an aggregation, or a window over expressions or depending on the row order)'
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
     windows: list[frozenset] = []
     if not all(_expr_row_wise(nt, e.node, windows) for e in exprs):
         raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation, or a window "
-                       "over expressions)")
+                       "over expressions or depending on the row order)")
     if windows and keys is not None:
         keys.simple = False
     if kind != "Filter" and allowed is not None:
@@ -359,10 +359,10 @@ def _expr_row_wise(nt, node: int, windows: list | None = None) -> bool:
         return True
     if kind == "Window" and windows is not None:
         over = [_column(nt, _Named(n)) for n in e.partition_by]
-        if not over or None in over:
-            return False  # a window over expressions, or a rolling one
+        if not over or None in over or e.order_by is not None or not _order_free(nt, e.function):
+            return False  # over expressions, or an answer that depends on the row order
         windows.append(frozenset(over))
-        return True  # whatever it computes, it computes within the group
+        return True
     if kind == "BinaryExpr":
         return _expr_row_wise(nt, e.left, windows) and _expr_row_wise(nt, e.right, windows)
     if kind == "Cast":
@@ -370,12 +370,43 @@ def _expr_row_wise(nt, node: int, windows: list | None = None) -> bool:
     if kind == "Ternary":
         return all(_expr_row_wise(nt, n, windows) for n in (e.predicate, e.truthy, e.falsy))
     if kind == "Function":
+        return _row_wise_function(e) and all(_expr_row_wise(nt, n, windows) for n in e.input)
+    return False
+
+
+def _row_wise_function(e) -> bool:
+    head = e.function_data[0]
+    if isinstance(head, str):
+        return head in _ROW_WISE
+    # an enum member such as StringFunction.Contains
+    return type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
+        and str(head).rsplit(".", 1)[-1] not in _NOT_ROW_WISE
+
+
+# What a window may compute and still give the same answer whatever the order of its
+# group's rows (the rows of a partition need not keep the frame's order on the GPU).
+_ORDER_FREE_AGGS = {"sum", "mean", "min", "max", "count", "median", "std", "var", "n_unique",
+                    "nan_min", "nan_max"}
+_ORDER_FREE_RANKS = {"min", "max", "dense", "average"}  # ties share a rank: no order needed
+
+
+def _order_free(nt, node: int) -> bool:
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Column", "Literal", "Len"):
+        return True
+    if kind == "Agg":
+        return e.name in _ORDER_FREE_AGGS and all(_order_free(nt, a) for a in e.arguments)
+    if kind == "BinaryExpr":
+        return _order_free(nt, e.left) and _order_free(nt, e.right)
+    if kind == "Cast":
+        return _order_free(nt, e.expr)
+    if kind == "Ternary":
+        return all(_order_free(nt, n) for n in (e.predicate, e.truthy, e.falsy))
+    if kind == "Function":
         head = e.function_data[0]
-        if isinstance(head, str):
-            ok = head in _ROW_WISE
-        else:  # an enum member such as StringFunction.Contains
-            ok = type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
-                and str(head).rsplit(".", 1)[-1] not in _NOT_ROW_WISE
-        return ok and all(_expr_row_wise(nt, n, windows) for n in e.input)
+        ok = (head == "rank" and e.function_data[1] in _ORDER_FREE_RANKS) or head == "quantile" \
+            or _row_wise_function(e)
+        return ok and all(_order_free(nt, n) for n in e.input)
     return False
 
