@@ -159,7 +159,7 @@ def _multiprocessors(device: int) -> int:
 # then the warps' totals in shared memory, in a fixed order) into partial[block].
 BLOCK_SUMS = r"""
 #define WARPS (THREADS / 32)
-__device__ void block_sums(const double* acc, double* partial) {
+__device__ __forceinline__ void block_sums(const double* acc, double* partial) {
     __shared__ double warp_sums[WARPS][WIDTH];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     #pragma unroll
