@@ -91,3 +91,16 @@ def test_fit_metrics_are_scikit_learns_on_the_same_predictions():
     assert m.metrics["accuracy"] == pytest.approx(sk.accuracy_score(truth, m.predict(test)))
     assert m.metrics["auc"] == pytest.approx(sk.roc_auc_score(truth, proba[:, 1]))
     assert m.metrics["log_loss"] == pytest.approx(sk.log_loss(truth, proba), rel=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=50), st.lists(st.integers(0, 6), min_size=1, max_size=50),
+       st.integers(1, 9))
+def test_the_pair_count_in_pieces_is_the_whole_one(pos, neg, rows):
+    # The GPU's counting in pieces (here with NumPy as the array module): ties, either
+    # class the smaller, pieces of any size.
+    a, b = np.array(pos) / 4, np.array(neg) / 4
+    got = metrics._device_pair_auc(a, b, rows, xp=np)
+    assert got == pytest.approx(metrics.pair_auc(a, b), abs=1e-12)
+    truth = np.r_[np.ones(len(a)), np.zeros(len(b))]
+    assert got == pytest.approx(sk.roc_auc_score(truth, np.r_[a, b]), abs=1e-12)

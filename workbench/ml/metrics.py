@@ -78,22 +78,23 @@ def pair_auc(positive: np.ndarray, negative: np.ndarray, device_rows: int = 0) -
     return float((below + below_or_tied) / 2 / len(a) / len(b))
 
 
-def _device_pair_auc(positive: np.ndarray, negative: np.ndarray, rows: int) -> float:
-    """:func:`pair_auc` counted on the GPU in pieces of ``rows`` scores: each piece of
-    the smaller class is sorted there and every piece of the other class is located
-    in it; the counts add up over pieces, so no piece needs the others."""
-    import cupy as cp
-
+def _device_pair_auc(positive: np.ndarray, negative: np.ndarray, rows: int, xp=None) -> float:
+    """:func:`pair_auc` counted on the GPU (``xp``, CuPy by default) in pieces of
+    ``rows`` scores: each piece of the smaller class is sorted there and every piece of
+    the other class is located in it; the counts add up over pieces, so no piece
+    needs the others."""
+    if xp is None:
+        import cupy as xp
     swap = len(positive) > len(negative)
     small, large = (negative, positive) if swap else (positive, negative)
-    right_order = cp.zeros((), dtype=cp.int64)  # pairs with positive > negative
-    ties = cp.zeros((), dtype=cp.int64)
+    right_order = xp.zeros((), dtype=xp.int64)  # pairs with positive > negative
+    ties = xp.zeros((), dtype=xp.int64)
     for a in range(0, len(small), rows):
-        piece = cp.sort(cp.asarray(small[a:a + rows], dtype=cp.float64))
+        piece = xp.sort(xp.asarray(small[a:a + rows], dtype=xp.float64))
         for b in range(0, len(large), rows):
-            other = cp.asarray(large[b:b + rows], dtype=cp.float64)
-            left = cp.searchsorted(piece, other, "left").sum()
-            right = cp.searchsorted(piece, other, "right").sum()
+            other = xp.asarray(large[b:b + rows], dtype=xp.float64)
+            left = xp.searchsorted(piece, other, "left").sum()
+            right = xp.searchsorted(piece, other, "right").sum()
             ties += right - left
             # Each score of the other class has `left` of the piece below it, and
             # len(piece) - right above it.

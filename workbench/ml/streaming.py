@@ -118,14 +118,13 @@ _COMPILED: dict = {}
 
 
 def kernel_input(a, floating: bool):
-    """``a`` on the device as a kernel reads it, with its row and column strides in
-    elements (no copy for any layout); other dtypes are cast to float64 once."""
-    import cupy as cp
-
+    """``a`` as a kernel reads it, with its row and column strides in elements and its
+    C type (no copy for any layout); other dtypes are cast to float64 once."""
+    xp = module_of(a)
     if a.dtype.name not in (("float32", "float64") if floating else _C_TYPES):
-        a = a.astype(cp.float64)
+        a = a.astype(xp.float64)
     if any(s % a.itemsize for s in a.strides):
-        a = cp.ascontiguousarray(a)
+        a = xp.ascontiguousarray(a)
     strides = [s // a.itemsize for s in a.strides] + [0]
     return a, strides[0], strides[1], _C_TYPES[a.dtype.name]
 
