@@ -40,6 +40,7 @@ CHILD = textwrap.dedent("""
                                           .agg((pl.col("v1") * pl.col("z")).sum().alias("vz")),
         "result_larger_than_budget": lambda x, y: x.group_by("id3", "id1").agg(
             pl.col("v3").median(), pl.col("v1").n_unique()),
+        "first_and_last": lambda x, y: x.group_by("id3").agg(pl.col("v1").first(), pl.col("v3").last()),
         "window_then_group": lambda x, y: x.with_columns(
             (pl.col("v3") - pl.col("v3").mean().over("id3")).alias("dev"))
             .filter(pl.col("dev") > 45).group_by("id1").agg(pl.len(), pl.col("dev").max()),
@@ -69,9 +70,10 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     print(json.dumps(out, indent=1))
-    # each of these needs every value of a group (or joins): split by key, not streamed
+    # each of these needs every value of a group (or joins): split by key, not streamed;
+    # first/last read the rows in the frame's order, which the partitions keep
     for name in ("median_by_high_card", "quantile_std", "top_groups", "join_then_group",
-                 "result_larger_than_budget", "window_then_group"):
+                 "result_larger_than_budget", "first_and_last", "window_then_group"):
         assert out[name]["same"] is True, (name, out[name])
         assert any("split by key" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]

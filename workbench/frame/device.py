@@ -279,11 +279,19 @@ def partition_rows(chunks, keys: list[int], index: int, count: int) -> tuple[lis
 
 
 def scatter(columns, keys: list[int], count: int, names: list[str], log) -> tuple[pa.Table, list[int]]:
-    """One chunk's rows reordered by hash partition (the hash of :func:`partition_rows`)
-    and copied to the host: the arrow table and where each partition starts (and the end)."""
+    """One chunk's rows reordered by hash partition (the hash of :func:`partition_rows`),
+    in their order within each, and copied to the host: the arrow table and where each
+    partition starts (and the end)."""
     int32 = plc.DataType(plc.TypeId.INT32)
     bucket = plc.unary.cast(_buckets(columns, keys, count), int32)
-    ordered, offsets = plc.partitioning.partition(plc.Table(columns), bucket, count)
+    # A stable sort by partition rather than libcudf's partition, whose order within a
+    # partition is undefined: each partition keeps the frame's row order, which
+    # first(), last() and the like read as polars does. The offsets come from
+    # partitioning the bucket column alone.
+    _, offsets = plc.partitioning.partition(plc.Table([bucket]), bucket, count)
+    ordered = plc.sorting.stable_sort_by_key(plc.Table(columns), plc.Table([bucket]),
+                                             [plc.types.Order.ASCENDING],
+                                             [plc.types.NullOrder.AFTER])
     del bucket
     start = time.perf_counter()
     host = ordered.to_arrow(metadata=names)
