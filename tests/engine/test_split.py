@@ -69,6 +69,7 @@ def _natural(x, y):
                                                   on="id1").group_by("id1").agg(pl.col("z2").sum()),
         "semi": x.join(y.filter(pl.col("z") > 3), on="id1", how="semi").group_by("id1").agg(pl.len()),
         "quantile": x.group_by("id2").agg(pl.col("v3").quantile(0.9, "linear")),
+        "first_last": x.group_by("id3").agg(pl.col("v1").first(), pl.col("v3").last(), pl.col("v2").head(2)),
         "window_then_group": x.with_columns((pl.col("v3") - pl.col("v3").mean().over("id1")).alias("dev"))
                               .filter(pl.col("dev") > 10).group_by("id1").agg(pl.len(), pl.col("dev").max()),
         "windows_by_two_keys": x.with_columns(pl.col("v1").sum().over("id1", "id2").alias("s12"),
@@ -96,7 +97,7 @@ def _h2o(n: int, seed: int):
 @pytest.mark.parametrize("name", sorted([
     "top_k", "corr", "median_std", "high_card_top", "every_key", "filtered_then_grouped",
     "after_group", "join_then_group", "left_join", "three_tables", "semi", "quantile",
-    "window_then_group", "windows_by_two_keys", "window_after_group"]))
+    "first_last", "window_then_group", "windows_by_two_keys", "window_after_group"]))
 def test_natural_plans_split_and_agree(name):
     wb.init(backend="cpu")
     x, y = _h2o(5000, 1)
