@@ -384,7 +384,9 @@ def _row_wise_function(e) -> bool:
 
 
 # What a window may compute and still give the same answer whatever the order of its
-# group's rows (the rows of a partition need not keep the frame's order on the GPU).
+# group's rows. Partitions keep the frame's row order, but the rows a join or a
+# group-by hands a window come in no order polars promises: windows that need one
+# are left unsplit.
 _ORDER_FREE_AGGS = {"sum", "mean", "min", "max", "count", "median", "std", "var", "n_unique",
                     "nan_min", "nan_max"}
 _ORDER_FREE_RANKS = {"min", "max", "dense", "average"}  # ties share a rank: no order needed
