@@ -99,8 +99,11 @@ def stream_metrics(estimator, task: str, chunks, n_classes: int = 0) -> dict:
             acc.add_inertia(len(X), -estimator.score(X))
             continue
         xp = _metrics.array_module(X)
-        predicted = xp.asarray(estimator.predict(X))
-        proba = xp.asarray(estimator.predict_proba(X)) if probabilities else None
+        if probabilities:  # one inference per chunk: the labels are the likeliest classes
+            proba = xp.asarray(estimator.predict_proba(X))
+            predicted = proba.argmax(axis=1)
+        else:
+            predicted, proba = xp.asarray(estimator.predict(X)), None
         if y is not None:
             y = xp.asarray(y)
             predicted = predicted.astype(y.dtype) if task == "classification" else predicted
