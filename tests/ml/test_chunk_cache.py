@@ -103,3 +103,17 @@ def test_fit_beyond_the_budget_reads_the_frame_once_for_many_passes():
         mp.setattr(FeatureChunks, "_assembled", counted)
         m = StreamedLogistic(n_classes=2).fit(chunks)
     assert m._passes >= 3 and len(calls) == 1
+
+
+@pytest.mark.parametrize("classes, dtype", [(2, np.int8), (128, np.int8), (129, np.int16), (40_000, np.int32)])
+def test_class_codes_are_kept_in_the_smallest_type_with_their_values(classes, dtype):
+    frame = _frame(3000, seed=classes)
+    codes = FeatureChunks(frame, ["a", "b"], "y", rows=700, test_size=0.2,
+                          encode=lambda y: (np.asarray(y, np.int64) * (classes - 1)).astype(np.int32))
+    cached = codes.cached(classes=classes)
+    recorded = _pass(cached)
+    assert {y.dtype for _, y, _ in recorded} == {np.dtype(np.int32)}  # the first pass as assembled
+    replayed = _pass(cached)
+    assert {y.dtype for _, y, _ in replayed} == {np.dtype(dtype)}
+    assert _same(replayed, recorded)  # the same values (and rows, order, starts)
+    assert max(int(y.max()) for _, y, _ in replayed) == classes - 1

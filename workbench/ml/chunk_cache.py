@@ -10,7 +10,9 @@ its own stream, so the next chunk crosses the bus while the solver works on this
 on unified memory the GPU reads the cached chunk in place.
 
 The chunks replay with the same rows, order and ``start`` as the first pass, so a
-cached fit gives exactly the answer of an uncached one. The cache is built only when
+cached fit gives exactly the answer of an uncached one; class codes are kept in the
+smallest integer type that holds them (int8 up to 128 classes: a quarter of int32's
+bytes), the same values. The cache is built only when
 the host has room for it (a quarter of the available memory); otherwise every pass
 assembles its chunks as before.
 """
@@ -25,6 +27,14 @@ import numpy as np
 HOST_SHARE = 4
 
 
+def code_dtype(classes: int) -> np.dtype:
+    """The smallest signed integer type holding class codes ``0..classes-1``."""
+    for t in (np.int8, np.int16, np.int32):
+        if classes - 1 <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.int64)
+
+
 def fits_on_host(nbytes: int) -> bool:
     """Whether ``nbytes`` of cache leave the host three quarters of its available memory."""
     import psutil
@@ -35,8 +45,9 @@ def fits_on_host(nbytes: int) -> bool:
 class ChunkCache:
     """Chunks ``(X, y, start)`` recorded while one pass runs (:meth:`record`), then replayed."""
 
-    def __init__(self, device: bool, unified: bool = False, log=None):
+    def __init__(self, device: bool, unified: bool = False, log=None, target_dtype=None):
         self.device, self.unified, self.log = device, unified, log
+        self.target_dtype = None if target_dtype is None else np.dtype(target_dtype)
         self.parts: list[tuple[np.ndarray, np.ndarray | None, int]] = []
         self.complete = False
 
@@ -46,9 +57,16 @@ class ChunkCache:
         complete only when the pass ran to its end."""
         self.parts, self.complete = [], False
         for X, y, start in chunks:
-            self.parts.append((self._keep(X), None if y is None else self._keep(y), start))
+            kept_y = None if y is None else self._keep(self._narrow(y))
+            self.parts.append((self._keep(X), kept_y, start))
             yield X, y, start
         self.complete = True
+
+    def _narrow(self, y):
+        """Class codes in ``target_dtype`` (the same values in fewer bytes)."""
+        if self.target_dtype is None or y.dtype == self.target_dtype:
+            return y
+        return y.astype(self.target_dtype)
 
     def _keep(self, a) -> np.ndarray:
         if not self.device:

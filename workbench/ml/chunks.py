@@ -205,18 +205,22 @@ class FeatureChunks:
         out.frame, out._spec, out._n_rows, out._cache = self.frame, spec, None, None
         return out
 
-    def cached(self) -> FeatureChunks:
+    def cached(self, classes: int | None = None) -> FeatureChunks:
         """The same chunks, kept in host memory by the first pass and replayed by the
         later ones (:mod:`workbench.ml.chunk_cache`): for solvers that read them many
-        times. Where the host lacks room, every pass assembles them as before."""
-        from workbench.ml.chunk_cache import ChunkCache, fits_on_host
+        times. Where the host lacks room, every pass assembles them as before.
+
+        ``classes``: ``y`` holds class codes ``0..classes-1``, kept in the smallest
+        integer type that holds them (int8 for up to 128 classes)."""
+        from workbench.ml.chunk_cache import ChunkCache, code_dtype, fits_on_host
 
         out = self.replace()
         s = self._spec
         row_bytes = self.n_features * np.dtype(s.dtype).itemsize + 8
         if fits_on_host((s.hi - s.lo) * row_bytes):
             out._cache = ChunkCache(s.device, unified=s.device and self.frame._unified,
-                                    log=self.frame._session.transfers)
+                                    log=self.frame._session.transfers,
+                                    target_dtype=None if classes is None else code_dtype(classes))
         return out
 
     @property
