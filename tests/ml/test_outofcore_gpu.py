@@ -59,7 +59,7 @@ CHILD = textwrap.dedent("""
     del got
 
     # A cached pass replays exactly the chunks the first pass assembled.
-    cc = chunks("label").cached()
+    cc = chunks("label").cached(classes=2)  # codes replayed as int8, the same values
     first = [(cp.asnumpy(x), cp.asnumpy(t), st) for x, t, st in cc]
     mark = len(s.transfers)
     again = [(cp.asnumpy(x), cp.asnumpy(t), st) for x, t, st in cc]
