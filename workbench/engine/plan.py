@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from workbench.engine import expressions
+
 
 @dataclass(frozen=True)
 class Input:
@@ -190,7 +192,7 @@ def _split(nt) -> Split:
 
 
 def _sort_of(nt, ir) -> tuple:
-    by = tuple(_column(nt, e) for e in ir.by_column)
+    by = tuple(expressions.column(nt, e) for e in ir.by_column)
     if None in by:
         raise _NoSplit("a sort by an expression, not a column")
     stable, nulls_last, descending = ir.sort_options  # polars: (maintain_order, nulls_last, descending)
@@ -215,19 +217,19 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
     ir = nt.view_current_node()
     kind = type(ir).__name__
     if kind == "GroupBy":
-        names = tuple(_column(nt, e) for e in ir.keys)
+        names = tuple(expressions.column(nt, e) for e in ir.keys)
         if None in names or ir.apply or ir.maintain_order:
             raise _NoSplit("a group-by by expressions, in order, or with a function")
         if getattr(ir.options, "slice", None) is not None:
             raise _NoSplit("a limit inside a group-by")
-        keys.simple &= all(_decomposable(nt, a.node) for a in ir.aggs)
+        keys.simple &= all(expressions.decomposable(nt, a.node) for a in ir.aggs)
         _need(nt, ir.input, _narrow(allowed, names), keys)
     elif kind == "Join":
         how = ir.options[0]
         if how not in ("Inner", "Left", "Right", "Full", "Semi", "Anti"):
             raise _NoSplit(f"a {how.lower()} join")
-        left = tuple(_column(nt, e) for e in ir.left_on)
-        right = tuple(_column(nt, e) for e in ir.right_on)
+        left = tuple(expressions.column(nt, e) for e in ir.left_on)
+        right = tuple(expressions.column(nt, e) for e in ir.right_on)
         if None in left or None in right:
             raise _NoSplit("a join on expressions, not columns")
         if allowed is not None and not (set(left) <= set(allowed) if isinstance(allowed, frozenset)
@@ -272,46 +274,6 @@ def _scan(ir, allowed, keys: dict) -> None:
         raise _NoSplit("one Frame scanned twice with different keys")
 
 
-def _column(nt, named) -> str | None:
-    e = nt.view_expression(named.node)
-    return e.name if type(e).__name__ == "Column" else None
-
-
-_DECOMPOSABLE = {"sum", "mean", "min", "max", "count"}
-
-
-def _decomposable(nt, node: int) -> bool:
-    """An aggregation computed from per-chunk partial results (sum, count, mean, min, max)."""
-    e = nt.view_expression(node)
-    kind = type(e).__name__
-    if kind in ("Len", "Literal"):
-        return True
-    if kind == "Agg":
-        return e.name in _DECOMPOSABLE and all(_column(nt, _Named(a)) for a in e.arguments)
-    if kind == "BinaryExpr":
-        return _decomposable(nt, e.left) and _decomposable(nt, e.right)
-    if kind == "Cast":
-        return _decomposable(nt, e.expr)
-    return False
-
-
-class _Named:
-    """An expression node id where :func:`_column` expects a named expression."""
-
-    def __init__(self, node: int):
-        self.node = node
-
-
-# ------------------------------------------------------------------ row-wise steps
-# Functions that compute each row from that row alone (polars' names for them).
-_ROW_WISE = {"abs", "round", "floor", "ceil", "fill_null", "fill_nan", "pow", "sqrt", "log",
-             "log1p", "exp", "clip", "sign", "replace", "replace_strict", "coalesce",
-             "min_horizontal", "max_horizontal", "sum_horizontal", "mean_horizontal",
-             "dynamic_pred", "negate", "not_"}
-_NOT_ROW_WISE = {"IsUnique", "IsDuplicated", "IsFirstDistinct", "IsLastDistinct", "Any", "All",
-                 "ConcatVertical", "Join"}
-
-
 def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
     """Check a step works row by row, or by window groups (``over``); return the keys
     its input must be split by."""
@@ -322,7 +284,7 @@ def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
     else:
         return allowed
     windows: list[frozenset] = []
-    if not all(_expr_row_wise(nt, e.node, windows) for e in exprs):
+    if not all(expressions.row_wise(nt, e.node, windows) for e in exprs):
         raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation, or a window "
                        "over expressions or depending on the row order)")
     if windows and keys is not None:
@@ -337,7 +299,7 @@ def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
 def _passed_keys(nt, kind: str, exprs, allowed):
     """The keys reach the step above unchanged: a Select keeps a key as itself, an
     HStack must not overwrite it."""
-    passed = {e.output_name: _column(nt, e) for e in exprs}
+    passed = {e.output_name: expressions.column(nt, e) for e in exprs}
     keep = (lambda n: passed.get(n) == n) if kind == "Select" else \
         (lambda n: n not in passed or passed[n] == n)
     if isinstance(allowed, frozenset):
@@ -348,67 +310,3 @@ def _passed_keys(nt, kind: str, exprs, allowed):
     if not all(keep(n) for n in allowed):
         raise _NoSplit(f"a {kind.lower()} that replaces the join keys")
     return allowed
-
-
-def _expr_row_wise(nt, node: int, windows: list | None = None) -> bool:
-    """Whether the expression at ``node`` computes each row from that row alone or,
-    with ``windows``, also from its ``over`` group (whose key columns are added there)."""
-    e = nt.view_expression(node)
-    kind = type(e).__name__
-    if kind in ("Column", "Literal"):
-        return True
-    if kind == "Window" and windows is not None:
-        over = [_column(nt, _Named(n)) for n in e.partition_by]
-        if not over or None in over or e.order_by is not None or not _order_free(nt, e.function):
-            return False  # over expressions, or an answer that depends on the row order
-        windows.append(frozenset(over))
-        return True
-    if kind == "BinaryExpr":
-        return _expr_row_wise(nt, e.left, windows) and _expr_row_wise(nt, e.right, windows)
-    if kind == "Cast":
-        return _expr_row_wise(nt, e.expr, windows)
-    if kind == "Ternary":
-        return all(_expr_row_wise(nt, n, windows) for n in (e.predicate, e.truthy, e.falsy))
-    if kind == "Function":
-        return _row_wise_function(e) and all(_expr_row_wise(nt, n, windows) for n in e.input)
-    return False
-
-
-def _row_wise_function(e) -> bool:
-    head = e.function_data[0]
-    if isinstance(head, str):
-        return head in _ROW_WISE
-    # an enum member such as StringFunction.Contains
-    return type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
-        and str(head).rsplit(".", 1)[-1] not in _NOT_ROW_WISE
-
-
-# What a window may compute and still give the same answer whatever the order of its
-# group's rows. Partitions keep the frame's row order, but the rows a join or a
-# group-by hands a window come in no order polars promises: windows that need one
-# are left unsplit.
-_ORDER_FREE_AGGS = {"sum", "mean", "min", "max", "count", "median", "std", "var", "n_unique",
-                    "nan_min", "nan_max"}
-_ORDER_FREE_RANKS = {"min", "max", "dense", "average"}  # ties share a rank: no order needed
-
-
-def _order_free(nt, node: int) -> bool:
-    e = nt.view_expression(node)
-    kind = type(e).__name__
-    if kind in ("Column", "Literal", "Len"):
-        return True
-    if kind == "Agg":
-        return e.name in _ORDER_FREE_AGGS and all(_order_free(nt, a) for a in e.arguments)
-    if kind == "BinaryExpr":
-        return _order_free(nt, e.left) and _order_free(nt, e.right)
-    if kind == "Cast":
-        return _order_free(nt, e.expr)
-    if kind == "Ternary":
-        return all(_order_free(nt, n) for n in (e.predicate, e.truthy, e.falsy))
-    if kind == "Function":
-        head = e.function_data[0]
-        ok = (head == "rank" and e.function_data[1] in _ORDER_FREE_RANKS) or head == "quantile" \
-            or _row_wise_function(e)
-        return ok and all(_order_free(nt, n) for n in e.input)
-    return False
-

@@ -1,0 +1,113 @@
+"""What an expression of a polars plan reads: its own row, its ``over`` group, or more.
+
+The key split (:mod:`workbench.engine.plan`) asks this of every expression between the
+scans and the steps that split: row-wise expressions run on any partition of the rows;
+a window needs its group within one partition, and its answer must not depend on the
+order of the group's rows; a *decomposable* aggregation can be summed from partial
+results. The expressions are read through polars' IR view (``NodeTraverser``).
+"""
+
+from __future__ import annotations
+
+
+def column(nt, named) -> str | None:
+    """The column name a named expression is, or None when it computes something."""
+    e = nt.view_expression(named.node)
+    return e.name if type(e).__name__ == "Column" else None
+
+
+DECOMPOSABLE = {"sum", "mean", "min", "max", "count"}
+
+
+def decomposable(nt, node: int) -> bool:
+    """An aggregation computed from per-chunk partial results (sum, count, mean, min, max)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Len", "Literal"):
+        return True
+    if kind == "Agg":
+        return e.name in DECOMPOSABLE and all(column(nt, Named(a)) for a in e.arguments)
+    if kind == "BinaryExpr":
+        return decomposable(nt, e.left) and decomposable(nt, e.right)
+    if kind == "Cast":
+        return decomposable(nt, e.expr)
+    return False
+
+
+class Named:
+    """An expression node id where :func:`column` expects a named expression."""
+
+    def __init__(self, node: int):
+        self.node = node
+
+
+# Functions that compute each row from that row alone (polars' names for them).
+ROW_WISE = {"abs", "round", "floor", "ceil", "fill_null", "fill_nan", "pow", "sqrt", "log",
+            "log1p", "exp", "clip", "sign", "replace", "replace_strict", "coalesce",
+            "min_horizontal", "max_horizontal", "sum_horizontal", "mean_horizontal",
+            "dynamic_pred", "negate", "not_"}
+NOT_ROW_WISE = {"IsUnique", "IsDuplicated", "IsFirstDistinct", "IsLastDistinct", "Any", "All",
+                "ConcatVertical", "Join"}
+
+
+def row_wise(nt, node: int, windows: list | None = None) -> bool:
+    """Whether the expression at ``node`` computes each row from that row alone or,
+    with ``windows``, also from its ``over`` group (whose key columns are added there)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Column", "Literal"):
+        return True
+    if kind == "Window" and windows is not None:
+        over = [column(nt, Named(n)) for n in e.partition_by]
+        if not over or None in over or e.order_by is not None or not order_free(nt, e.function):
+            return False  # over expressions, or an answer that depends on the row order
+        windows.append(frozenset(over))
+        return True
+    if kind == "BinaryExpr":
+        return row_wise(nt, e.left, windows) and row_wise(nt, e.right, windows)
+    if kind == "Cast":
+        return row_wise(nt, e.expr, windows)
+    if kind == "Ternary":
+        return all(row_wise(nt, n, windows) for n in (e.predicate, e.truthy, e.falsy))
+    if kind == "Function":
+        return row_wise_function(e) and all(row_wise(nt, n, windows) for n in e.input)
+    return False
+
+
+def row_wise_function(e) -> bool:
+    head = e.function_data[0]
+    if isinstance(head, str):
+        return head in ROW_WISE
+    # an enum member such as StringFunction.Contains
+    return type(head).__name__ in ("StringFunction", "BooleanFunction", "TemporalFunction") \
+        and str(head).rsplit(".", 1)[-1] not in NOT_ROW_WISE
+
+
+# What a window may compute and still give the same answer whatever the order of its
+# group's rows. Partitions keep the frame's row order, but the rows a join or a
+# group-by hands a window come in no order polars promises: windows that need one
+# are left unsplit.
+ORDER_FREE_AGGS = {"sum", "mean", "min", "max", "count", "median", "std", "var", "n_unique",
+                   "nan_min", "nan_max"}
+ORDER_FREE_RANKS = {"min", "max", "dense", "average"}  # ties share a rank: no order needed
+
+
+def order_free(nt, node: int) -> bool:
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind in ("Column", "Literal", "Len"):
+        return True
+    if kind == "Agg":
+        return e.name in ORDER_FREE_AGGS and all(order_free(nt, a) for a in e.arguments)
+    if kind == "BinaryExpr":
+        return order_free(nt, e.left) and order_free(nt, e.right)
+    if kind == "Cast":
+        return order_free(nt, e.expr)
+    if kind == "Ternary":
+        return all(order_free(nt, n) for n in (e.predicate, e.truthy, e.falsy))
+    if kind == "Function":
+        head = e.function_data[0]
+        ok = (head == "rank" and e.function_data[1] in ORDER_FREE_RANKS) or head == "quantile" \
+            or row_wise_function(e)
+        return ok and all(order_free(nt, n) for n in e.input)
+    return False
