@@ -121,8 +121,7 @@ def main(argv=None) -> dict:
     seconds["record"] = time.perf_counter() - start
     out["cached"] = cached.is_cached
     # The floor: what a replay moves (float32 X and the codes as cached) over the bus.
-    pass_bytes = (sum(X.nbytes + (0 if y is None else y.nbytes) for X, y, _ in cached._cache.parts)
-                  if cached.is_cached else n_train * (len(features) * 4 + 4))
+    pass_bytes = cached._cache.nbytes if cached.is_cached else n_train * (len(features) * 4 + 4)
     out["h2d_bytes_per_s"] = bandwidth()
     out["pass_bytes"], out["floor_s"] = pass_bytes, pass_bytes / out["h2d_bytes_per_s"]
     seconds["replayed"] = _timed(lambda: _drain(cached))

@@ -51,6 +51,11 @@ class ChunkCache:
         self.parts: list[tuple[np.ndarray, np.ndarray | None, int]] = []
         self.complete = False
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: what one replay moves."""
+        return sum(X.nbytes + (0 if y is None else y.nbytes) for X, y, _ in self.parts)
+
     # ------------------------------------------------------------ recording
     def record(self, chunks):
         """Yield ``chunks`` unchanged while keeping a host copy of each; the cache is
