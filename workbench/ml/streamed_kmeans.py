@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.ml.split import held_out
-from workbench.ml.streaming import array_module, as_matrix, chunks_of, host, moments, on
+from workbench.ml.streaming import (BLOCK_SUMS, array_module, as_matrix, chunk_sums, chunks_of, host,
+                                   kernel_input, moments, on)
 
 _SAMPLE_ROWS = 100_000
 
@@ -223,8 +224,6 @@ extern "C" __global__ void lloyd_step(const TYPE* X, long long xr, long long xc,
 def _lloyd_chunk(X, C):
     """One chunk's per-centre sums, counts and inertia (flat, float64) on the device."""
     import cupy as cp
-
-    from workbench.ml.streaming import BLOCK_SUMS, chunk_sums, kernel_input
 
     X, xr, xc, xtype = kernel_input(X, floating=True)
     k, f = C.shape

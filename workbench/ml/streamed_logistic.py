@@ -35,7 +35,8 @@ import warnings
 
 import numpy as np
 
-from workbench.ml.streaming import BLOCK_SUMS, array_module, as_matrix, host, moments, on
+from workbench.ml.streaming import (BLOCK_SUMS, array_module, as_matrix, chunk_sums, host,
+                                   kernel_input, moments, on)
 
 #: binary problems with up to this many features are solved by Newton's method
 NEWTON_FEATURES = 64
@@ -287,8 +288,6 @@ extern "C" __global__ void newton_step(const XTYPE* X, long long xr, long long x
 def _newton_chunk(X, y, M, S, v, c, intercept, width):
     """One chunk's loss, gradient and Hessian triangle (flat, float64) on the device."""
     import cupy as cp
-
-    from workbench.ml.streaming import chunk_sums, kernel_input
 
     X, xr, xc, xtype = kernel_input(X, floating=True)
     y, yr, _, ytype = kernel_input(y if y.ndim == 1 else y.ravel(), floating=False)
