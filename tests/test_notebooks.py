@@ -34,14 +34,25 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _kernel_env(tmp_path: Path, monkeypatch, lesson: str = "") -> None:
+def _own_rows(path: Path) -> int:
+    """The number of rows a lesson uses by default, read from its code."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    found = re.search(r'WORKBENCH_LESSON_ROWS", "?([\d_]+)', code)
+    assert found, f"{path.name} does not read its size from WORKBENCH_LESSON_ROWS"
+    return int(found.group(1).replace("_", ""))
+
+
+def _kernel_env(tmp_path: Path, monkeypatch, lesson: str = "") -> int:
     """Small data in a temporary cache, no GUI, and a python3 kernel run by this interpreter
-    (whatever kernels the user has installed), with Jupyter's and IPython's files kept in tmp."""
+    (whatever kernels the user has installed), with Jupyter's and IPython's files kept in tmp.
+    Returns the number of rows the lesson will run at."""
     from conftest import gpu_unavailable_reason
 
     full = lesson.startswith(FULL_SIZE_ON_A_GPU) or os.environ.get("WORKBENCH_LESSONS_FULL_SIZE") == "1"
+    rows = ROWS
     if full and gpu_unavailable_reason() is None:
         monkeypatch.delenv("WORKBENCH_LESSON_ROWS", raising=False)
+        rows = _own_rows(NOTEBOOKS / lesson)
     else:
         monkeypatch.setenv("WORKBENCH_LESSON_ROWS", str(ROWS))
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
@@ -58,6 +69,7 @@ def _kernel_env(tmp_path: Path, monkeypatch, lesson: str = "") -> None:
         "language": "python",
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return rows
 
 
 # Appended to every lesson run: each exercise answered in the lesson is checked again with a
@@ -140,12 +152,12 @@ def _images(nb) -> int:
                for cell in nb.cells for out in cell.get("outputs", []))
 
 
-def _check_one_copy_lesson(nb) -> None:
+def _check_one_copy_lesson(nb, rows: int) -> None:
     text = _text(nb)
     backend = re.search(r"^backend\s+(cpu|gpu) ", text, re.M)
     assert backend, "the session report is missing"
     backend = backend.group(1)
-    assert f"workbench.Frame {ROWS:,} rows" in text, "the taxi frame was not loaded at the test size"
+    assert f"workbench.Frame {rows:,} rows" in text, "the taxi frame was not loaded at the lesson's size"
     assert "the two engines agree" in text
     assert "<workbench.Frame 48 rows x 5 columns" in text, "the answer kept as a Frame is missing"
     assert re.search(r"busiest hour: \d+h, (card|cash)", text), "the query over the kept answer did not run"
@@ -169,9 +181,9 @@ def _check_one_copy_lesson(nb) -> None:
         assert "host-to-device" in text
 
 
-def _check_how_fast_lesson(nb) -> None:
+def _check_how_fast_lesson(nb, rows: int) -> None:
     text = _text(nb)
-    engines = re.search(r"^20,000 rows; engines on this machine: (.+)$", text, re.M)
+    engines = re.search(rf"^{rows:,} rows; engines on this machine: (.+)$", text, re.M)
     assert engines and {"polars", "duckdb", "pandas"} <= set(engines.group(1).split(", ")), text[:300]
     counted = re.search(r"(\d+) of (\d+) answers checked ok", text)
     assert counted and counted.group(1) == counted.group(2) and int(counted.group(2)) >= 30, counted
@@ -180,10 +192,10 @@ def _check_how_fast_lesson(nb) -> None:
     assert _images(nb) >= 1, "the plot was not drawn"
 
 
-def _check_larger_lesson(nb) -> None:
+def _check_larger_lesson(nb, rows: int) -> None:
     text = _text(nb)
     groups = {int(g.replace(",", "")) for g in re.findall(r" s  ([\d,]+) groups", text)}
-    assert groups == {ROWS // 100}, f"the three ways did not all answer (groups: {groups})"
+    assert groups == {rows // 100}, f"the three ways did not all answer (groups: {groups})"
     for line in ("same answer as polars in memory", "the CPU streaming engine agrees",
                  "2 workers at tcp://", "dask agrees"):
         assert line in text, f"missing: {line}"
@@ -195,7 +207,7 @@ def _check_larger_lesson(nb) -> None:
     assert snapshots and int(snapshots.group(1)) >= 5, "the monitor did not sample during the work"
 
 
-def _check_training_lesson(nb) -> None:
+def _check_training_lesson(nb, rows: int) -> None:
     text = _text(nb)
     fits = re.findall(r"^(xgboost_classifier|LogisticRegression) on (cpu|gpu): accuracy ([\d.]+), auc ([\d.]+)",
                       text, re.M)
@@ -205,7 +217,7 @@ def _check_training_lesson(nb) -> None:
     assert _images(nb) >= 1
 
 
-def _check_beyond_lesson(nb) -> None:
+def _check_beyond_lesson(nb, rows: int) -> None:
     text = _text(nb)
     # Out of core the model says so: "linear_regression on gpu, out of core: r2 ...".
     assert re.search(r"linear_regression on (cpu|gpu)(, out of core)?: r2 0\.9\d+", text), \
@@ -219,7 +231,7 @@ def _check_beyond_lesson(nb) -> None:
     assert _images(nb) >= 1
 
 
-def _check_unified_lesson(nb) -> None:
+def _check_unified_lesson(nb, rows: int) -> None:
     text = _text(nb)
     for platform in ("integrated-coherent", "coherent", "discrete"):
         assert platform in text
@@ -227,13 +239,13 @@ def _check_unified_lesson(nb) -> None:
     assert "student kernels under" in text, "the class view is missing"
 
 
-def _check_dask_lesson(nb) -> None:
+def _check_dask_lesson(nb, rows: int) -> None:
     text = _text(nb)
     assert re.search(r"2 workers at tcp://", text) and "dask agrees" in text
     assert _images(nb) >= 1
 
 
-def _check_capstone(nb) -> None:
+def _check_capstone(nb, rows: int) -> None:
     text = _text(nb)
     assert re.search(r"linear_regression on (cpu|gpu): r2 0\.9\d+", text)
     assert _images(nb) >= 2, "the day's plot and the memory plot"
@@ -286,7 +298,7 @@ def test_lesson_is_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    _kernel_env(tmp_path, monkeypatch, path.name)
+    rows = _kernel_env(tmp_path, monkeypatch, path.name)
     before = _digest(path)
     nb = _execute(path, tmp_path, wrong_answers=True)  # raises CellExecutionError on the first failing cell
     assert _digest(path) == before, f"executing {path.name} changed the file on disk"
@@ -301,7 +313,7 @@ def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
         assert _widgets(nb) >= 1, "building the taxi data showed no progress widget"
     check = CHECKS.get(path.name)
     if check is not None:
-        check(nb)
+        check(nb, rows)
     _check_exercises(nb, path)
 
 
