@@ -192,3 +192,22 @@ def test_gpu_request_without_gpu_falls_back_with_warning():
     with pytest.warns(UserWarning, match="ran on the CPU"):
         m = wb.ml.fit(_data(300), target="label", features=["x1", "x2"], backend="gpu")
     assert m.backend == "cpu"
+
+
+def test_the_gpu_builds_the_workbench_kmeans_whose_fit_matches_scikit_learns():
+    """What ``model="kmeans"`` builds on the GPU (it runs on NumPy as well): same seed and
+    defaults as the name's CPU twin, and an inertia as good as scikit-learn's."""
+    from sklearn.cluster import KMeans
+
+    from workbench.ml import estimators
+    from workbench.ml.streamed_kmeans import StreamedKMeans
+
+    spec = estimators.MODELS["kmeans"]
+    built = estimators.build(spec, True, {"n_clusters": 3}, seed=7)
+    assert isinstance(built, StreamedKMeans) and built.random_state == 7
+    rng = np.random.default_rng(0)
+    X = np.concatenate([c + rng.normal(size=(300, 2)) for c in ([0, 0], [8, 0], [0, 8])])
+    ours = built.fit(X)
+    ref = KMeans(3, n_init=1, random_state=0).fit(X)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-3)
+    assert sorted(np.bincount(ours.predict(X))) == sorted(np.bincount(ref.labels_))
