@@ -23,8 +23,10 @@ from workbench.engine.split import run_split
 from workbench.errors import BudgetTooSmall
 from workbench.memory.policy import choose
 
-# Which of the shared queries split by key (the rest need every row at once).
+# Which of the shared queries split by key, which by row ranges (row by row over one
+# Frame); the rest need every row at once.
 SPLITS = {"sum_by_k", "by_string", "join", "quantile", "window"}
+ROW_SPLITS = {"filter_project", "sort_limit", "head"}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,9 @@ def _same(got: pl.DataFrame, want: pl.DataFrame, ordered: bool) -> None:
 def test_shared_queries_split_where_exact(frame, name):
     lf = QUERIES[name](frame.lazy())
     info = inspect(lf)
-    assert (info.split is not None) == (name in SPLITS), info.why_not
+    assert (info.split is not None) == (name in SPLITS | ROW_SPLITS), info.why_not
     if info.split is not None:
+        assert info.split.by_rows == (name in ROW_SPLITS)
         for count in (2, 3, 8):
             _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), True)
 
@@ -125,6 +128,40 @@ def test_split_group_by_equals_whole(n, seed, count):
         pl.col("v3").median(), pl.col("v1").sum(), pl.len())
     info = inspect(lf)
     _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), seed=st.integers(0, 2**16), count=st.integers(1, 9),
+       shape=st.sampled_from(["filter", "project_sort", "sort_limit", "head", "stable_sort",
+                              "whole"]))
+def test_row_range_split_equals_whole_in_order(n, seed, count, shape):
+    """Plans that work row by row: the ranges' answers in order are the plan's, row for
+    row (the scan's order kept, ties of a stable sort too, a pushed-down head honoured)."""
+    wb.init(backend="cpu")
+    x, _ = _h2o(n, seed)
+    lf = wb.Frame.from_polars(x).lazy()
+    lf = {"filter": lf.filter(pl.col("v1") > 2).with_columns((pl.col("v3") * 2).alias("w")),
+          "project_sort": lf.select("id1", (pl.col("v3") - 50).abs().alias("d")).sort("d", "id1"),
+          "sort_limit": lf.sort("v3", descending=True).head(7),
+          "head": lf.filter(pl.col("id2") < 4).head(11),
+          "stable_sort": lf.sort("id1", maintain_order=True).select("id1", "v3"),
+          "whole": lf}[shape]
+    info = inspect(lf)
+    assert info.split is not None and info.split.by_rows, info.why_not
+    assert_frame_equal(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect())
+
+
+def test_row_wise_plans_beyond_the_resident_limit_split_into_ranges():
+    policy = choose(hardware_profile("h100"), budget="64kB")
+    wb.init(backend="cpu")
+    f = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(10_000)}))  # 80 kB
+    c = strategy.choose(inspect(f.lazy().filter(pl.col("k") % 3 == 0)), policy, resident_limit=32_000)
+    assert c.executor == "split" and "row ranges" in c.reason and c.moves == 80_000
+    text = str(wb.explain(f.lazy().filter(pl.col("k") > 5)))
+    assert "by row ranges" in text
+    # a limit keeps the answer small: the streaming executor's one pass first
+    c = strategy.choose(inspect(f.lazy().sort("k").head(3)), policy, resident_limit=32_000)
+    assert c.executor == "streaming" and "split into row ranges if that fails" in c.reason
 
 
 def test_split_keys_follow_the_join_keys():

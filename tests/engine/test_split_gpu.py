@@ -1,4 +1,4 @@
-"""Plans over frames several times the GPU budget run on the GPU, split by key.
+"""Plans over frames several times the GPU budget run on the GPU, split by key or by row ranges.
 
 Runs in a fresh interpreter: a memory budget is applied once per process. Every query
 is asked with ``raise_on_fail=True`` (no CPU fallback allowed), its answer compared
@@ -44,13 +44,18 @@ CHILD = textwrap.dedent("""
         "window_then_group": lambda x, y: x.with_columns(
             (pl.col("v3") - pl.col("v3").mean().over("id3")).alias("dev"))
             .filter(pl.col("dev") > 45).group_by("id1").agg(pl.len(), pl.col("dev").max()),
+        # row by row: split into row ranges, answers in the frame's row order
+        "most_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 10).with_columns(
+            (pl.col("v1") * 2).alias("w")),
+        "largest_five": lambda x, y: x.sort("v1", descending=True).head(5),
     }
+    ORDERED = ("top_groups", "most_rows_in_order", "largest_five")
     out = {}
     for name, q in queries.items():
         mark = len(s.log)
         got = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True)
         want = q(x.lazy(), y.lazy()).collect()
-        if name != "top_groups":
+        if name not in ORDERED:
             got, want = got.sort(got.columns), want.sort(want.columns)
         try:
             assert_frame_equal(got, want, check_exact=False, rel_tol=1e-6, check_dtypes=False)
@@ -78,4 +83,10 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert any("split by key" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
+    # row-wise plans: an answer of ~36e6 rows (over 1 GB, 4x the budget) gathered on the host
+    assert out["most_rows_in_order"]["same"] is True, out["most_rows_in_order"]
+    assert any("split into" in m and "row ranges" in m for m in out["most_rows_in_order"]["notes"])
+    assert out["most_rows_in_order"]["rows"] > 30_000_000
+    # a limit: the streaming executor answers first (row ranges only if it fails)
+    assert out["largest_five"]["same"] is True, out["largest_five"]
     assert out["peak"] <= out["budget"], (out["peak"], out["budget"])

@@ -190,7 +190,8 @@ def _run_split(lf, info, count: int, session) -> pl.DataFrame:
 
     size = info.frame_bytes
     while True:
-        session.note(f"collect: split by key into {count} partitions")
+        session.note(f"collect: split into {count} row ranges" if info.split.by_rows
+                     else f"collect: split by key into {count} partitions")
         try:
             return run_split(lf, info.split, count, one)
         except Exception as err:  # noqa: BLE001

@@ -45,7 +45,9 @@ class Explanation:
             cols = ", ".join(i.columns) if i.columns else "?"
             lines.append(f"  input: {i.what} [{cols}] {format_bytes(i.nbytes)}")
         split = self.info.split
-        if split is not None:
+        if split is not None and split.by_rows:
+            lines.append("  splits by key: no, by row ranges (the plan works row by row)")
+        elif split is not None:
             by = "; ".join(f"{i.what} by {', '.join(split.keys[id(i.frame)])}"
                            for i in self.info.inputs if i.frame is not None and id(i.frame) in split.keys)
             lines.append(f"  splits by key: yes ({by})")

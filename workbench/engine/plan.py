@@ -13,6 +13,12 @@
   partition: the group keys, the join keys and the window keys include the
   partition keys, and everything between them and the scans works row by row.
 
+A plan that works row by row over one Frame scan (filters, projections, a final sort
+or limit) splits by **row ranges** instead: range ``i`` is the ``i``-th run of
+consecutive rows, and the ranges' answers in order are the plan's (sorted and
+sliced again as above), so a result larger than the device (most rows of a large
+frame) is gathered on the host.
+
 The split is what lets any aggregation (median, quantiles, ``top_k``, ``corr``, a
 result of ~all rows) run in memory on the GPU over data far larger than its budget:
 each partition's rows and groups fit where the whole does not.
@@ -54,12 +60,18 @@ class Split:
     concatenated result, ``limit`` the row count to keep after it.
     """
 
-    keys: dict[int, tuple[str, ...]]
+    keys: dict[int, tuple[str, ...]]  # () for the one Frame of a split by row ranges
     sort: tuple | None = None
     limit: int | None = None
-    #: every group-by only sums, counts, averages or takes extremes, and nothing joins:
-    #: cudf-polars' streaming executor answers such a plan in one pass over the data
+    #: every group-by only sums, counts, averages or takes extremes, and nothing joins
+    #: (or, split by rows, the plan ends in a limit): cudf-polars' streaming executor
+    #: answers such a plan in one pass over the data
     simple: bool = False
+
+    @property
+    def by_rows(self) -> bool:
+        """Cut into ranges of rows, not by key: the plan works row by row over one Frame."""
+        return all(not k for k in self.keys.values())
 
     def finish(self, parts: list[pl.DataFrame]) -> pl.DataFrame:
         """The plan's answer from its partitions' answers."""
@@ -182,6 +194,18 @@ def _split(nt) -> Split:
                                "(no final sort, or a stable one)")
             _scan(ir, allowed, keys)
             return Split(dict(keys), sort, limit, False)
+        elif kind == "PythonScan":
+            # Row by row from the scan up: any cut of its rows will do, so ranges of them
+            # (in order: their answers concatenated keep the scan's row order).
+            frame = _frame_of(ir)
+            if frame is None:
+                raise _NoSplit("row-wise steps over a file or a polars frame (only Frames split)")
+            keys[id(frame)] = ()
+            pushed = ir.options[4]  # a limit polars pushed into the scan
+            if pushed is not None:
+                limit = pushed if limit is None else min(limit, pushed)
+            # With a limit the answer is small: the streaming executor's one pass first.
+            return Split(dict(keys), sort, limit, limit is not None)
         elif kind in _UPPER:
             allowed = _row_wise(nt, ir, kind, allowed, keys)
         else:

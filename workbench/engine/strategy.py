@@ -9,6 +9,9 @@
   :mod:`workbench.engine.plan`), each partition in memory, results gathered on the
   host. Chosen beyond that when the plan splits by key: any aggregation (median,
   quantiles, ``top_k``...), join or window then runs on the GPU within the budget.
+  A plan that works row by row (filters, projections, a final sort) is split into
+  ranges of rows instead, each crossing once: an answer of most rows, larger than
+  the device, is gathered on the host. One that ends in a limit streams first.
   Inputs that are not resident are cut into the partitions in one pass (to the
   device, reordered, back to host memory), so they cross to the device twice
   however many partitions there are.
@@ -61,8 +64,15 @@ def choose(info, policy, resident_limit: int) -> Choice:
     over = f"{format_bytes(size)} of columns exceed {format_bytes(room)}"
     if info.split is not None and not info.split.simple:
         count = partitions_for(size, policy.device_memory or room)
+        if info.split.by_rows:  # each range crosses once, and its answer comes back
+            return Choice("split", count, f"{over}: the plan works row by row, split into "
+                          f"{count} row ranges", 0 if unified else size)
         return Choice("split", count, f"{over}: split into {count} partitions by key",
                       0 if unified else 2 * size)
+    if info.split is not None and info.split.by_rows:
+        return Choice("streaming", 1, f"{over}; the plan works row by row and ends in a limit: "
+                      "streaming executor over chunks (split into row ranges if that fails)",
+                      0 if unified else size)
     if info.split is not None:
         return Choice("streaming", 1, f"{over}; the plan only sums, counts, averages or takes "
                       "extremes: streaming executor over chunks (split by key if that fails)",

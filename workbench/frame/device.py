@@ -259,6 +259,12 @@ def synchronize() -> None:
 
 
 # ------------------------------------------------------------ key partitions
+def row_slice(columns, first: int, count: int) -> list:
+    """Views of rows ``[first, first + count)`` of device columns (nothing copied)."""
+    (table,) = plc.copying.slice(plc.Table(columns), [first, first + count])
+    return table.columns()
+
+
 def partition_rows(chunks, keys: list[int], index: int, count: int) -> tuple[list, int]:
     """The rows of hash partition ``index`` of ``count`` from ``chunks`` (lists of
     columns, one chunk on the device at a time), hashed by the columns at ``keys``.

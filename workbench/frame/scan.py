@@ -14,7 +14,8 @@ The GPU engine called directly by polars (no feed) gets the host view and copies
 itself.
 
 Inside :func:`partitioning` (the engine's key split, see :mod:`workbench.engine.plan`)
-a scan yields only the rows of one hash partition of its key columns. On the GPU,
+a scan yields only the rows of one hash partition of its key columns (or one range of
+its rows, for plans that work row by row). On the GPU,
 resident columns are cut on the device; columns that are not resident are cut in
 one pass when the first partition asks for them (each host chunk goes to the device
 once, is reordered by partition there and comes back as one host table per
@@ -59,7 +60,8 @@ class GPUFeed:
 
 @dataclass(frozen=True)
 class Partition:
-    """Rows ``index`` of ``count`` hash partitions, by ``keys[id(frame)]`` per frame."""
+    """Rows ``index`` of ``count`` hash partitions, by ``keys[id(frame)]`` per frame
+    (no keys: the ``index``-th of ``count`` ranges of consecutive rows)."""
 
     index: int
     count: int
@@ -104,7 +106,7 @@ def source(frame):
         feed = _active
         part = _partition
         if part is not None and id(frame) in part.keys:
-            return _partition_rows(frame, names, predicate, feed, part)
+            return _partition_rows(frame, names, predicate, feed, part, n_rows)
         # While a feed is active only cudf-polars calls this: it asks for
         # raise_on_fail, so polars' CPU engine never runs the plan meanwhile.
         if feed is not None and feed.resident:
@@ -130,8 +132,10 @@ def source(frame):
     return scan
 
 
-def _partition_rows(frame, names, predicate, feed, part: Partition):
+def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None):
     keys = list(part.keys[id(frame)])
+    if not keys:
+        return _range_rows(frame, names, predicate, feed, part, n_rows)
     if feed is None:  # polars on the CPU
         df = frame.to_polars()
         mask = df.select(pl.struct(keys).hash(seed=0) % part.count == part.index).to_series()
@@ -159,6 +163,38 @@ def _partition_rows(frame, names, predicate, feed, part: Partition):
                                          part.count)
     keep = [picked[wanted.index(n)] for n in names]
     return iter([feed.table(keep, names, frame.schema, rows)])
+
+
+def range_of(rows: int, part: Partition) -> tuple[int, int]:
+    """(first row, row count) of row range ``part.index`` of ``part.count``.
+
+    >>> [range_of(10, Partition(i, 3, {})) for i in range(3)]
+    [(0, 4), (4, 4), (8, 2)]
+    """
+    step = -(-rows // part.count)
+    first = min(rows, part.index * step)
+    return first, min(step, rows - first)
+
+
+def _range_rows(frame, names, predicate, feed, part: Partition, n_rows):
+    """The rows of one range: on the GPU, views of resident columns or one copy of the
+    range's host rows; on the CPU (no feed) a slice of the polars view."""
+    first, count = range_of(len(frame), part)
+    if feed is None or (frame._host is not None and not _copies_in_place(frame, names)):
+        df = frame.to_polars().slice(first, count).select(names)
+        df = df.filter(predicate) if predicate is not None else df
+        return iter([df.head(n_rows) if n_rows is not None else df])
+    from workbench.frame import device
+
+    if n_rows is not None and predicate is None:
+        count = min(count, n_rows)  # a limit polars pushed down; the split keeps it too
+    if frame._host is None or _fits_resident(frame, names):
+        columns = device.row_slice(frame._device_columns(names), first, count)
+    else:
+        log, unified = frame._session.transfers, frame._unified
+        columns = [device.to_column(frame._table.column(n).chunk(0).slice(first, count), n,
+                                    zero_copy=unified, log=log) for n in names]
+    return iter([feed.table(columns, names, frame.schema, count)])
 
 
 def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
