@@ -21,6 +21,7 @@ Usage: python benchmarks/training.py --rows 2e7 --budget 512MB --out results/tra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -167,9 +168,33 @@ out = {{"resident_limit": s.resident_limit}}
 for name in {models!r}:
     target = "y" if name == "linear_regression" else "label"
     training.warm(name, target)
-    out[name] = training.gpu_fit(frame, features, target, name, training.BEYOND_PARAMS[name])
+    with training.profiled({profile!r}, name):
+        out[name] = training.gpu_fit(frame, features, target, name, training.BEYOND_PARAMS[name])
 print(json.dumps(out))
 """
+
+
+@contextlib.contextmanager
+def profiled(folder: str | None, name: str):
+    """Profile the block (cProfile) into ``folder/name.txt``, the top calls by cumulative
+    time: where a budgeted fit waits, which the phase timings do not say."""
+    if not folder:
+        yield
+        return
+    import cProfile
+    import io
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(40)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.txt").write_text(text.getvalue())
 BEYOND_PARAMS = {"logistic_regression": {"max_iter": 100}, "linear_regression": {},
                  "kmeans": {"n_clusters": 8, "max_iter": 20}, "xgboost_classifier": {"n_estimators": 50}}
 
@@ -204,7 +229,7 @@ def beyond_budget(args) -> dict:
     budget = parse_bytes(args.budget)
     rows = int(np.ceil(args.times * budget / ((3 + 1) * 4)))
     code = CHILD.format(here=str(Path(__file__).parent), budget=args.budget, rows=rows,
-                        models=args.beyond_models)
+                        models=args.beyond_models, profile=args.profile)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if run.returncode:
         raise RuntimeError(f"the beyond-budget child failed:\n{run.stderr[-4000:]}")
@@ -255,6 +280,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--times", type=float, default=4.2, help="data size over the budget")
     parser.add_argument("--beyond-cpu", action="store_true", help="also the CPU library beyond the budget")
     parser.add_argument("--beyond-models", default=",".join(BEYOND), help=f"of {','.join(BEYOND)}")
+    parser.add_argument("--profile", default=None, help="folder for a cProfile summary of each "
+                        "budgeted fit")
     parser.add_argument("--out", type=Path, default=Path("training.json"))
     args = parser.parse_args(argv)
     args.rows = int(args.rows)
