@@ -110,6 +110,12 @@ def log_loss(truth, proba) -> float:
 
     Probabilities are clipped to [eps, 1 - eps] of their float type, as scikit-learn does.
     """
+    n = len(proba)
+    return float(_nll_sum(truth, proba)) / n if n else float("nan")
+
+
+def _nll_sum(truth, proba):
+    """The summed negative log-likelihood, as a scalar of ``proba``'s array module."""
     xp = array_module(proba)
     proba = proba.astype(xp.float64) if proba.dtype != xp.float64 else proba
     if proba.ndim == 1:
@@ -118,7 +124,7 @@ def log_loss(truth, proba) -> float:
     proba = xp.clip(proba, eps, 1 - eps)
     proba = proba / proba.sum(axis=1, keepdims=True)
     picked = xp.take_along_axis(proba, truth.ravel().astype(xp.int64)[:, None], axis=1)
-    return float(-xp.log(picked).mean())
+    return -xp.log(picked).sum()
 
 
 def r2(truth, predicted) -> float:
@@ -167,8 +173,9 @@ class Streamed:
         self.positive: list[np.ndarray] = []
         self.negative: list[np.ndarray] = []
 
-    def _add(self, key: str, value: float) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+    def _add(self, key: str, value) -> None:
+        # Device sums stay device scalars until result(): no wait for the GPU per chunk.
+        self.sums[key] = self.sums.get(key, 0.0) + value
 
     def add_inertia(self, rows: int, value: float) -> None:
         """A chunk of a clustering's rows and their inertia."""
@@ -188,16 +195,18 @@ class Streamed:
         else:
             self._add("correct", (truth.ravel() == predicted.ravel()).sum())
             if proba is not None:
-                self._add("nll", log_loss(truth, proba) * n)
+                self._add("nll", _nll_sum(truth, proba))
                 if self.binary:
-                    p = (proba[:, 1] if proba.ndim == 2 else proba).ravel()
-                    hit = truth.ravel() == 1
+                    # The scores and classes come back whole and are told apart on the
+                    # host: two copies, no compaction on the device.
+                    p = _host((proba[:, 1] if proba.ndim == 2 else proba).ravel())
+                    hit = _host(truth.ravel()) == 1
                     self.on_device = xp is not np
-                    self.positive.append(_host(p[hit]).astype(np.float64, copy=False))
-                    self.negative.append(_host(p[~hit]).astype(np.float64, copy=False))
+                    self.positive.append(p[hit].astype(np.float64, copy=False))
+                    self.negative.append(p[~hit].astype(np.float64, copy=False))
 
     def result(self) -> dict:
-        s, n = self.sums, max(self.n, 1)
+        s, n = {k: float(v) for k, v in self.sums.items()}, max(self.n, 1)
         if self.task == "clustering":
             return {"inertia": s.get("inertia", 0.0)}
         if self.task == "regression":
