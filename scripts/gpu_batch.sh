@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
-#       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml kmeans-memory passes corpus scaleout
+#       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml tests-these \
+#       training-these kmeans-memory passes corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -32,9 +33,16 @@ run() {
       notebooks)  # the lessons top to bottom in a real kernel (nbclient, ipykernel brought along)
         timeout "$(t 400)" python3 -m pytest tests/test_notebooks.py -q -p no:cacheprovider \
           -o addopts= --tb=short -rfE 2>&1 | tee "$OUT/gpu-notebooks.log" | tail -n 30 ;;
-      notebooks-full)  # every lesson at its own size
+      notebooks-full)  # every lesson at its own size (LESSONS="01- or 02-": some of them)
         WORKBENCH_LESSONS_FULL_SIZE=1 timeout "$(t 560)" python3 -m pytest tests/test_notebooks.py -q \
-          -p no:cacheprovider -o addopts= --tb=short -rfE 2>&1 | tee "$OUT/gpu-notebooks-full.log" | tail -n 30 ;;
+          -p no:cacheprovider -o addopts= --tb=short -rfE ${LESSONS:+-k "$LESSONS"} 2>&1 \
+          | tee "$OUT/gpu-notebooks-full.log" | tail -n 30 ;;
+      tests-these)  # the GPU tests of the files in $TESTS
+        timeout "$(t 400)" "${PYTEST[@]}" $TESTS 2>&1 | tee "$OUT/gpu-tests-these.log" | tail -n 40 ;;
+      training-these)  # $MODELS in memory, $BEYOND_MODELS beyond 512 MB, each budgeted fit profiled
+        timeout "$(t 400)" python3 benchmarks/training.py --rows "${ROWS:-2e7}" --models "${MODELS:-}" \
+          --beyond-models "${BEYOND_MODELS:-}" --budget 512MB --profile "$OUT/profile" \
+          --out "$OUT/training-these.json" ;;
       demo)
         timeout "$(t 240)" python3 -m workbench demo ;;
       held)  # groupby 1e8, in memory: polars CPU, cudf and the workbench side by side
@@ -62,7 +70,7 @@ run() {
         timeout "$(t 300)" python3 benchmarks/chunk_passes.py --budget 512MB --out "$OUT/chunk_passes.json" ;;
       corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB)
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
-          --out "$OUT/corpus.json" ;;
+          ${QUERIES:+--queries "$QUERIES"} --out "$OUT/corpus.json" ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
