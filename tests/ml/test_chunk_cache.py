@@ -117,3 +117,16 @@ def test_class_codes_are_kept_in_the_smallest_type_with_their_values(classes, dt
     assert {y.dtype for _, y, _ in replayed} == {np.dtype(dtype)}
     assert _same(replayed, recorded)  # the same values (and rows, order, starts)
     assert max(int(y.max()) for _, y, _ in replayed) == classes - 1
+
+
+def test_the_recording_block_hands_out_aligned_arrays_that_do_not_overlap():
+    from workbench.ml.chunk_cache import ALIGN, _Block
+
+    block = _Block(4_000)
+    a, b, c = block.take((100, 3), np.float32), block.take((7,), np.int8), block.take((10,), np.float64)
+    base = block.data.ctypes.data
+    assert all((x.ctypes.data - base) % ALIGN == 0 and x.flags.c_contiguous for x in (a, b, c))
+    a[:], b[:], c[:] = 1.5, -3, 2.25
+    assert (a == 1.5).all() and (b == -3).all() and (c == 2.25).all()  # none wrote over another
+    assert block.take((4_000,), np.uint8) is None  # beyond the block: the caller pins its own
+    assert not block.locked  # page-locking happens on the GPU only, when a pass completes

@@ -67,6 +67,11 @@ CHILD = textwrap.dedent("""
                     "equal": all((a[0] == b[0]).all() and (a[1] == b[1]).all() and a[2] == b[2]
                                  for a, b in zip(first, again)) and len(first) == len(again),
                     "replay": [t.what.split(",")[0] + " " + t.kind for t in s.transfers.since(mark)]}
+    from workbench.frame import device as _dev
+    # the recorded chunks sit in one host block, page-locked once the pass completed
+    out["cache"]["locked"] = all(_dev.is_pinned(x.ctypes.data, x.nbytes) and
+                                 (t is None or _dev.is_pinned(t.ctypes.data, t.nbytes))
+                                 for x, t, _ in cc._cache.parts)
     del first, again, cc
 
     from sklearn import metrics
@@ -146,7 +151,7 @@ def test_linear_logistic_and_kmeans_beyond_a_64mb_budget_match_scikit_learn():
     assert chunks["allocations"] <= 4, chunks  # one matrix, one staging buffer, one target buffer
     assert chunks["kinds"] == ["pinned"], chunks  # from the frame's registered buffers
     cache = out["cache"]
-    assert cache["complete"] and cache["equal"] and cache["chunks"] > 16, cache
+    assert cache["complete"] and cache["equal"] and cache["chunks"] > 16 and cache["locked"], cache
     assert cache["replay"] == ["cached feature chunks pinned"], cache  # one record per pass
     for name in ("linear_regression", "ridge"):
         assert out[name]["coef_err"] < 1e-6, out[name]

@@ -212,15 +212,18 @@ class FeatureChunks:
 
         ``classes``: ``y`` holds class codes ``0..classes-1``, kept in the smallest
         integer type that holds them (int8 for up to 128 classes)."""
-        from workbench.ml.chunk_cache import ChunkCache, code_dtype, fits_on_host
+        from workbench.ml.chunk_cache import ALIGN, ChunkCache, code_dtype, fits_on_host
 
         out = self.replace()
         s = self._spec
         row_bytes = self.n_features * np.dtype(s.dtype).itemsize + 8
+        # at most every row, and each chunk's X and y starting on an aligned byte
+        capacity = (s.hi - s.lo) * row_bytes + 2 * ALIGN * len(self.spans())
         if fits_on_host((s.hi - s.lo) * row_bytes):
             out._cache = ChunkCache(s.device, unified=s.device and self.frame._unified,
                                     log=self.frame._session.transfers,
-                                    target_dtype=None if classes is None else code_dtype(classes))
+                                    target_dtype=None if classes is None else code_dtype(classes),
+                                    capacity=capacity)
         return out
 
     @property
