@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def array_module(a):
-    """numpy or cupy, whichever ``a`` belongs to (no cupy import for numpy arrays)."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
+# numpy or cupy, whichever an array belongs to; a host copy (the streamed solvers' own)
+from workbench.ml.streaming import host as _host
+from workbench.ml.streaming import module_of as array_module
 
 
 def accuracy(truth, predicted) -> float:
@@ -222,6 +217,3 @@ class Streamed:
             out["log_loss"] = s["nll"] / n
         return out
 
-
-def _host(a) -> np.ndarray:
-    return a.get() if hasattr(a, "get") else np.asarray(a)
