@@ -330,3 +330,51 @@ def test_plans_with_python_functions_are_inspected_without_error():
         pl.col("v3").map_batches(lambda s: s.sum(), returns_scalar=True, return_dtype=pl.Float64))
     # a Python function per group: the plan view cannot show it, so no split is claimed
     assert inspect(grouped).split is None and not natural.rewritable(grouped)
+
+
+_C = pl.col
+#: expressions of every kind a user writes in a select, with_columns or filter: row by
+#: row, by order (shift, cum_sum, rolling), whole-column (mean, len, sort) and windows
+_EXPRESSIONS = {
+    "shift": _C("v").shift(1), "diff": _C("v").diff(), "cum_sum": _C("v").cum_sum(),
+    "rank": _C("v").rank(), "mean_sub": _C("v") - _C("v").mean(), "len": pl.len(),
+    "int_range": pl.int_range(pl.len()), "is_first": _C("k").is_first_distinct(),
+    "is_dup": _C("k").is_duplicated(), "forward_fill": _C("w").forward_fill(),
+    "fill_mean": _C("w").fill_null(_C("w").mean()), "fill_lit": _C("w").fill_null(0.0),
+    "rolling": _C("v").rolling_mean(3), "ewm": _C("v").ewm_mean(alpha=0.5),
+    "pct_change": _C("v").pct_change(), "clip": _C("v").clip(-1, 1),
+    "when": pl.when(_C("v") > 0).then(_C("v")).otherwise(0), "str_len": _C("s").str.len_chars(),
+    "is_in": _C("k").is_in([1, 2]), "cast": _C("k").cast(pl.Float32), "abs": _C("v").abs(),
+    "arg_sort": _C("v").arg_sort(), "reverse": _C("v").reverse(), "sort": _C("v").sort(),
+    "interpolate": _C("w").interpolate(),
+    "over_k": _C("v").mean().over("k"), "cum_count": _C("v").cum_count(), "hash": _C("k").hash(),
+    "replace": _C("k").replace({1: 10}), "n_unique": _C("k").n_unique(),
+    "is_unique": _C("k").is_unique(), "max_horizontal": pl.max_horizontal("v", "w"),
+    "concat_str": pl.concat_str([_C("s"), _C("k").cast(pl.String)]),
+}
+
+
+@pytest.mark.parametrize("shape", ["with_columns", "select", "filter"])
+@pytest.mark.parametrize("name", sorted(_EXPRESSIONS))
+def test_a_split_never_changes_an_answer(name, shape):
+    """Whatever the planner claims splits (by key or by row ranges) answers as the whole
+    plan does, row for row: order-dependent and whole-column expressions must not pass
+    for row-wise ones."""
+    wb.init(backend="cpu")
+    rng = np.random.default_rng(0)
+    n = 301
+    holes = pl.Series(rng.random(n) < 0.1)
+    x = pl.DataFrame({"k": rng.integers(0, 5, n), "v": rng.normal(size=n),
+                      "s": pl.Series(rng.choice(["a", "b"], n).tolist()).set(holes, None),
+                      "w": pl.Series(rng.normal(size=n)).set(holes, None)})
+    e, lf = _EXPRESSIONS[name], wb.Frame.from_polars(x).lazy()
+    if shape == "filter":
+        lf = lf.filter(e if name.startswith("is_") else e.cast(pl.Float64, strict=False) > 0)
+    else:
+        lf = lf.select(_C("k"), e.alias("out")) if shape == "select" else lf.with_columns(e.alias("out"))
+    want = lf.collect()
+    info = inspect(lf)
+    if info.split is not None:
+        assert_frame_equal(run_split(lf, info.split, 3, pl.LazyFrame.collect), want)
+    else:
+        assert info.why_not
