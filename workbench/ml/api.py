@@ -15,6 +15,7 @@ import numpy as np
 
 from workbench.ml import estimators, prep, targets
 from workbench.ml import metrics as _metrics
+from workbench.ml.streaming import array_module, module_of
 from workbench.ml.model import Model
 from workbench.ml.split import held_out
 from workbench.session import current_session
@@ -100,7 +101,7 @@ def fit(data, target: str | None = None, features: list[str] | None = None, *,
             return beyond.fit(frame, name, task, recipe, target, params=params, test_size=test_size,
                               seed=seed, needed=needed, session=session, start=start,
                               is_name=isinstance(model, str))
-    xp = _xp(gpu)
+    xp = array_module(gpu)
     X = recipe.matrix(frame, gpu)
     if name in _NEED_FINITE:
         prep.check_finite(X, recipe, name)
@@ -216,7 +217,7 @@ def _target(frame, target, task, gpu: bool, name: str):
 
 def evaluate(estimator, task: str, X, y, n_classes: int = 0) -> dict:
     """Test metrics computed where ``X`` is (see :mod:`workbench.ml.metrics`)."""
-    xp = _metrics.array_module(X)
+    xp = module_of(X)
     predicted, proba = _predictions(estimator, task, X, n_classes)
     if task == "clustering":
         centers = getattr(estimator, "cluster_centers_", None)
@@ -240,7 +241,7 @@ def _predictions(estimator, task: str, X, n_classes: int):
 
     XGBoost's scikit-learn ``predict`` copies device predictions to the host; its
     booster's ``inplace_predict`` leaves them on the device, so that is used there."""
-    xp = _metrics.array_module(X)
+    xp = module_of(X)
     if xp is not np and estimators.family(estimator) == "xgboost":
         raw = xp.asarray(estimator.get_booster().inplace_predict(X))
         if task != "classification":
@@ -252,14 +253,6 @@ def _predictions(estimator, task: str, X, n_classes: int):
     if task == "classification" and hasattr(estimator, "predict_proba"):
         proba = xp.asarray(estimator.predict_proba(X))
     return predicted, proba
-
-
-def _xp(gpu: bool):
-    if gpu:
-        import cupy
-
-        return cupy
-    return np
 
 
 def _elapsed(start: float, gpu: bool) -> float:

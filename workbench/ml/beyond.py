@@ -14,6 +14,7 @@ import time
 
 from workbench.errors import DoesNotFit
 from workbench.ml import metrics as _metrics
+from workbench.ml.streaming import module_of
 from workbench.ml import targets
 from workbench.ml.model import Model
 
@@ -98,7 +99,7 @@ def stream_metrics(estimator, task: str, chunks, n_classes: int = 0) -> dict:
         if task == "clustering":
             acc.add_inertia(len(X), -estimator.score(X))
             continue
-        xp = _metrics.array_module(X)
+        xp = module_of(X)
         if probabilities:  # one inference per chunk: the labels are the likeliest classes
             proba = xp.asarray(estimator.predict_proba(X))
             predicted = proba.argmax(axis=1)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# numpy or cupy, whichever an array belongs to; a host copy (the streamed solvers' own)
-from workbench.ml.streaming import host as _host
-from workbench.ml.streaming import module_of as array_module
+from workbench.ml.streaming import host, module_of
 
 
 def accuracy(truth, predicted) -> float:
@@ -33,7 +31,7 @@ def roc_auc(truth, score) -> float:
     as the equal pair count (:func:`pair_auc`: two sorts of one class each instead of
     an argsort of all rows); on the device by the curve itself.
     """
-    xp = array_module(score)
+    xp = module_of(score)
     if xp is np:
         truth, score = np.asarray(truth).ravel(), np.asarray(score).ravel()
         positive = truth == 1
@@ -111,7 +109,7 @@ def log_loss(truth, proba) -> float:
 
 def _nll_sum(truth, proba):
     """The summed negative log-likelihood, as a scalar of ``proba``'s array module."""
-    xp = array_module(proba)
+    xp = module_of(proba)
     proba = proba.astype(xp.float64) if proba.dtype != xp.float64 else proba
     if proba.ndim == 1:
         proba = xp.stack([1 - proba, proba], axis=1)
@@ -124,7 +122,7 @@ def _nll_sum(truth, proba):
 
 def r2(truth, predicted) -> float:
     """Coefficient of determination: 1 - residual sum of squares / total sum of squares."""
-    xp = array_module(predicted)
+    xp = module_of(predicted)
     t = truth.ravel().astype(xp.float64)
     p = predicted.ravel().astype(xp.float64)
     total = float(((t - t.mean()) ** 2).sum())
@@ -136,14 +134,14 @@ def r2(truth, predicted) -> float:
 
 def rmse(truth, predicted) -> float:
     """Root mean squared error."""
-    xp = array_module(predicted)
+    xp = module_of(predicted)
     d = truth.ravel().astype(xp.float64) - predicted.ravel().astype(xp.float64)
     return float(xp.sqrt((d * d).mean()))
 
 
 def inertia(X, centers, labels) -> float:
     """Sum of squared distances of the rows to their cluster's centre."""
-    xp = array_module(X)
+    xp = module_of(X)
     total = 0.0
     for j in range(X.shape[1]):  # a column at a time: no (n, f) temporary
         d = X[:, j].astype(xp.float64) - centers[labels, j].astype(xp.float64)
@@ -179,7 +177,7 @@ class Streamed:
 
     def add(self, truth, predicted, proba=None) -> None:
         """A chunk of a classifier's or regressor's rows: truth, predictions, probabilities."""
-        xp = array_module(predicted)
+        xp = module_of(predicted)
         n = int(predicted.shape[0])
         self.n += n
         if self.task == "regression":
@@ -194,8 +192,8 @@ class Streamed:
                 if self.binary:
                     # The scores and classes come back whole and are told apart on the
                     # host: two copies, no compaction on the device.
-                    p = _host((proba[:, 1] if proba.ndim == 2 else proba).ravel())
-                    hit = _host(truth.ravel()) == 1
+                    p = host((proba[:, 1] if proba.ndim == 2 else proba).ravel())
+                    hit = host(truth.ravel()) == 1
                     self.on_device = xp is not np
                     self.positive.append(p[hit].astype(np.float64, copy=False))
                     self.negative.append(p[~hit].astype(np.float64, copy=False))

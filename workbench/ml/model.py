@@ -13,6 +13,7 @@ import numpy as np
 
 from workbench.ml import metrics as _metrics
 from workbench.ml import prep
+from workbench.ml.streaming import host, module_of
 
 
 @dataclass
@@ -70,9 +71,9 @@ class Model:
 
     def _raw(self, data, method: str) -> np.ndarray:
         if self.out_of_core:
-            parts = [_host(getattr(self.estimator, method)(X)) for X, _, _ in self._chunks(data)]
+            parts = [host(getattr(self.estimator, method)(X)) for X, _, _ in self._chunks(data)]
             return np.concatenate(parts) if parts else np.empty(0)
-        return _host(getattr(self.estimator, method)(self._matrix(data)))
+        return host(getattr(self.estimator, method)(self._matrix(data)))
 
     def predict(self, data) -> np.ndarray:
         """Predictions for ``data`` (a Frame, polars or pandas frame with the features):
@@ -96,7 +97,7 @@ class Model:
         if self.task == "clustering":
             X = self._matrix(frame)
             labels = self.estimator.predict(X)
-            xp = _metrics.array_module(X)
+            xp = module_of(X)
             return -_metrics.inertia(X, xp.asarray(self.estimator.cluster_centers_),
                                      xp.asarray(labels).astype(xp.int64))
         if self.target not in frame.columns:
@@ -113,7 +114,7 @@ class Model:
     def coef_(self) -> np.ndarray:
         """Coefficients of a linear model in the units of the original features
         (the scaling used for the fit folded back in)."""
-        coef = _host(getattr(self.estimator, "coef_")).astype(np.float64)
+        coef = host(getattr(self.estimator, "coef_")).astype(np.float64)
         if self.scaler is None:
             return coef
         _, scale = self.scaler.host()
@@ -122,17 +123,17 @@ class Model:
     @property
     def intercept_(self):
         """Intercept of a linear model for the original (unscaled) features."""
-        intercept = _host(getattr(self.estimator, "intercept_")).astype(np.float64)
+        intercept = host(getattr(self.estimator, "intercept_")).astype(np.float64)
         if self.scaler is None:
             return intercept
         mean, scale = self.scaler.host()
-        coef = _host(self.estimator.coef_).astype(np.float64)
+        coef = host(self.estimator.coef_).astype(np.float64)
         return intercept - (coef / scale) @ mean
 
     @property
     def cluster_centers_(self) -> np.ndarray:
         """Cluster centres in the units of the original features."""
-        centers = _host(self.estimator.cluster_centers_).astype(np.float64)
+        centers = host(self.estimator.cluster_centers_).astype(np.float64)
         if self.scaler is None:
             return centers
         mean, scale = self.scaler.host()
@@ -167,7 +168,3 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
     return str(v)
-
-
-def _host(a) -> np.ndarray:
-    return a.get() if hasattr(a, "get") else np.asarray(a)

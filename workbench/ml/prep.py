@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from workbench.ml import targets
+from workbench.ml.streaming import host, module_of
 
 #: more distinct values than this in a string feature is an error, not a one-hot block
 MAX_CATEGORIES = 1024
@@ -151,7 +152,7 @@ class Scaler:
 
     @classmethod
     def fit(cls, X, train):
-        xp = _xp(X)
+        xp = module_of(X)
         mean = xp.empty(X.shape[1], dtype=xp.float64)
         scale = xp.empty(X.shape[1], dtype=xp.float64)
         for j in range(X.shape[1]):  # a column at a time: one (n_train,) temporary
@@ -163,31 +164,21 @@ class Scaler:
 
     def apply(self, X):
         """Scale ``X`` in place (it is the fit's own matrix) and return it."""
-        xp = _xp(X)
+        xp = module_of(X)
         X -= xp.asarray(self.mean_, dtype=X.dtype)[None, :]
         X /= xp.asarray(self.scale_, dtype=X.dtype)[None, :]
         return X
 
     def host(self) -> tuple[np.ndarray, np.ndarray]:
-        return _host(self.mean_), _host(self.scale_)
-
-
-def _xp(a):
-    from workbench.ml.metrics import array_module
-
-    return array_module(a)
-
-
-def _host(a) -> np.ndarray:
-    return a.get() if hasattr(a, "get") else np.asarray(a)
+        return host(self.mean_), host(self.scale_)
 
 
 def check_finite(X, recipe: Recipe, model: str) -> None:
     """NaN or infinity in a feature: an error naming the column (XGBoost takes NaN, others not)."""
-    xp = _xp(X)
+    xp = module_of(X)
     bad = ~xp.isfinite(X).all(axis=0)
     if bool(bad.any()):
-        names = [recipe.names[j] for j in np.flatnonzero(_host(bad))]
+        names = [recipe.names[j] for j in np.flatnonzero(host(bad))]
         raise ValueError(f"feature column(s) {names} hold NaN or infinite values, which "
                          f"{model} cannot take: fill or drop them first "
                          "(polars: fill_nan / drop_nans), or use an XGBoost model")

@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 
 from workbench.ml.streaming import (BLOCK_SUMS, array_module, as_matrix, chunk_sums, host,
-                                   kernel_input, moments, on)
+                                   kernel_input, module_of, moments, on)
 
 #: binary problems with up to this many features are solved by Newton's method
 NEWTON_FEATURES = 64
@@ -224,7 +224,7 @@ class StreamedLogistic:
     def predict_proba(self, X):
         """Class probabilities, shape ``(n, n_classes)``, in the kind of array ``X`` is."""
         Z = self.decision_function(X)
-        xp = array_module(hasattr(Z, "__cuda_array_interface__"))
+        xp = module_of(Z)
         if self.n_classes == 2:
             # Written into the output, not stacked: no second (n, 2) temporary.
             out = xp.empty((len(Z), 2))
