@@ -152,17 +152,18 @@ def inertia(X, centers, labels) -> float:
 class Streamed:
     """Metrics accumulated chunk by chunk, for a test set streamed past the device.
 
-    Sums stay on the host as Python floats (a few per chunk); AUC keeps the scores of
-    the test rows on the host, 8 bytes a row, since it needs them all ranked together:
-    split by class where they are computed, so the end is :func:`pair_auc`, counted on
-    the GPU in pieces of ``device_rows`` scores when the scores came from there.
+    Sums (a few per chunk) stay scalars of the chunks' array module, added up where the
+    chunks are and read once by :meth:`result`; AUC keeps the scores of the test rows on
+    the host, 8 bytes a row, since it needs them all ranked together: split by class
+    there, so the end is :func:`pair_auc`, counted on the GPU in pieces of
+    ``device_rows`` scores when the scores came from there.
     """
 
     def __init__(self, task: str, binary: bool = False, device_rows: int = 0):
         self.task, self.binary, self.device_rows = task, binary, int(device_rows)
         self.on_device = False
         self.n = 0
-        self.sums: dict[str, float] = {}
+        self.sums: dict = {}  # name -> a float, or a device scalar
         self.positive: list[np.ndarray] = []
         self.negative: list[np.ndarray] = []
 
