@@ -75,8 +75,9 @@ def is_pinned(address: int, size: int) -> bool:
     return size > 0 and lo == address and hi == address + size
 
 
-def register(ranges, limit: int) -> tuple[list[tuple[int, int]], int]:
-    """Pin ranges in place, stopping at ``limit`` pinned bytes in the process.
+def register(ranges, limit: int | None) -> tuple[list[tuple[int, int]], int]:
+    """Pin ranges in place, stopping at ``limit`` pinned bytes in the process (None:
+    no limit, for memory whose room was checked otherwise).
 
     Returns the ranges that were registered and the bytes left unpinned (over the
     limit, or refused by the driver, e.g. pages already registered by someone else).
@@ -84,7 +85,7 @@ def register(ranges, limit: int) -> tuple[list[tuple[int, int]], int]:
     done, skipped = [], 0
     for start, length in ranges:
         with _pinned_lock:
-            over = sum(_pinned.values()) + length > limit
+            over = limit is not None and sum(_pinned.values()) + length > limit
         if over:
             skipped += length
             continue

@@ -184,7 +184,7 @@ class _Block:
         if self.used:
             # No pinned limit here: the cache's room was checked against the host's
             # available memory (fits_on_host); the frames' limit is for their buffers.
-            self.locked, _ = device.register([(self.data.ctypes.data, self.used)], limit=2**63)
+            self.locked, _ = device.register([(self.data.ctypes.data, self.used)], limit=None)
 
     def __del__(self):
         if self.locked:
