@@ -186,15 +186,15 @@ def _split(nt) -> Split:
         elif kind in ("GroupBy", "Join"):
             _need(nt, nt.get_node(), allowed, keys)
             return Split(dict(keys), sort, limit, keys.simple)
-        elif kind == "PythonScan" and allowed is not None:
-            # Windows straight over a scan: the answer keeps the scan's row order, which
-            # partitions lose; a final sort that orders every row gives it back.
-            if sort is None or sort[3]:
-                raise _NoSplit("windows over a scan whose row order the answer keeps "
-                               "(no final sort, or a stable one)")
-            _scan(ir, allowed, keys)
-            return Split(dict(keys), sort, limit, False)
         elif kind == "PythonScan":
+            if allowed is not None:
+                # Windows straight over a scan: the answer keeps the scan's row order,
+                # which partitions lose; a final sort that orders every row gives it back.
+                if sort is None or sort[3]:
+                    raise _NoSplit("windows over a scan whose row order the answer keeps "
+                                   "(no final sort, or a stable one)")
+                _scan(ir, allowed, keys)
+                return Split(dict(keys), sort, limit, False)
             # Row by row from the scan up: any cut of its rows will do, so ranges of them
             # (in order: their answers concatenated keep the scan's row order).
             frame = _frame_of(ir)
