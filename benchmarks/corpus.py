@@ -209,12 +209,15 @@ def _counter(stats, key: str) -> int:
 
 
 def _where(gpu: bool, log: list[str], fallbacks: list[str]) -> str:
-    """gpu (in-memory executor), gpu-split (split by key), gpu-streaming, cpu-fallback, or cpu."""
+    """gpu (in-memory executor), gpu-split (split by key), gpu-streaming, cpu-fallback,
+    cpu-chosen (the planner judged polars faster) or cpu."""
     if fallbacks or any("could not run on the GPU" in m for m in log):
         return "cpu-fallback"
+    if any("polars runs it on the CPU" in m for m in log):
+        return "cpu-chosen"
     if not gpu:
         return "cpu"
-    if any("split by key" in m for m in log):
+    if any("split by key" in m or "row ranges" in m for m in log):
         return "gpu-split"
     return "gpu-streaming" if any("streaming" in m for m in log) else "gpu"
 

@@ -164,6 +164,26 @@ def test_row_wise_plans_beyond_the_resident_limit_split_into_ranges():
     assert c.executor == "streaming" and "split into row ranges if that fails" in c.reason
 
 
+def test_a_row_wise_plan_keeping_most_of_its_bytes_is_left_to_the_cpu():
+    from workbench.engine.split import answer_share, gathers_too_much
+
+    wb.init(backend="cpu")
+    n = 200_000
+    f = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(n), "s": [f"id{i % 97:03d}" for i in range(n)],
+                                           "v": np.linspace(0, 1, n)}))
+    most = f.lazy().filter(pl.col("k") % 5 != 0)  # 80% of the rows, every column
+    info = inspect(most)
+    assert answer_share(most, info.split, info.inputs) == pytest.approx(0.8, abs=0.05)
+    why = gathers_too_much(most, info)
+    assert why is not None and "row by row" in why and "~80%" in why
+    few = f.lazy().filter(pl.col("k") % 100 == 0).select("k", "v")  # 1% of the rows
+    assert gathers_too_much(few, inspect(few)) is None
+    # where the answer is small by construction no sample is taken
+    for lf in (f.lazy().sort("v").head(3), f.lazy().group_by("s").agg(pl.col("v").median())):
+        assert gathers_too_much(lf, inspect(lf)) is None
+    assert f.lazy().filter(pl.col("k") % 5 != 0).collect().height == 160_000  # inputs untouched
+
+
 def test_split_keys_follow_the_join_keys():
     wb.init(backend="cpu")
     x, y = _h2o(100, 0)

@@ -44,12 +44,15 @@ CHILD = textwrap.dedent("""
         "window_then_group": lambda x, y: x.with_columns(
             (pl.col("v3") - pl.col("v3").mean().over("id3")).alias("dev"))
             .filter(pl.col("dev") > 45).group_by("id1").agg(pl.len(), pl.col("dev").max()),
-        # row by row: split into row ranges, answers in the frame's row order
+        # row by row, answers in the frame's row order: a selective one split into row
+        # ranges on the GPU; one keeping most rows left to polars on the CPU
+        "few_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 99).with_columns(
+            (pl.col("v1") * 2).alias("w")),
         "most_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 10).with_columns(
             (pl.col("v1") * 2).alias("w")),
         "largest_five": lambda x, y: x.sort("v1", descending=True).head(5),
     }
-    ORDERED = ("top_groups", "most_rows_in_order", "largest_five")
+    ORDERED = ("top_groups", "few_rows_in_order", "most_rows_in_order", "largest_five")
     out = {}
     for name, q in queries.items():
         mark = len(s.log)
@@ -83,10 +86,15 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert any("split by key" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
-    # row-wise plans: an answer of ~36e6 rows (over 1 GB, 4x the budget) gathered on the host
-    assert out["most_rows_in_order"]["same"] is True, out["most_rows_in_order"]
-    assert any("split into" in m and "row ranges" in m for m in out["most_rows_in_order"]["notes"])
-    assert out["most_rows_in_order"]["rows"] > 30_000_000
+    # row-wise plans: ~400,000 rows from 40e6 split into row ranges on the GPU, in order
+    few = out["few_rows_in_order"]
+    assert few["same"] is True and few["rows"] > 300_000, few
+    assert any("split into" in m and "row ranges" in m for m in few["notes"]), few["notes"]
+    # ~36e6 rows (over 1 GB, 4x the budget): polars on the CPU, by choice, saying why
+    most = out["most_rows_in_order"]
+    assert most["same"] is True and most["rows"] > 30_000_000, most
+    assert any("keeps ~" in m and "on the CPU" in m for m in most["notes"]), most["notes"]
+    assert most["explain"].startswith("runs on the CPU"), most["explain"]
     # a limit: the streaming executor answers first (row ranges only if it fails)
     assert out["largest_five"]["same"] is True, out["largest_five"]
     assert out["peak"] <= out["budget"], (out["peak"], out["budget"])

@@ -66,6 +66,33 @@ def test_variants_do_not_share_the_cache():
     assert sum(len(X) for X, _, _ in test) + sum(len(X) for X, _, _ in train) == 4000
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3000), rows=st.integers(1, 900), test_size=st.sampled_from([0.2, 0.5, 0.9]),
+       target=st.sampled_from([None, "y"]), seed=st.integers(0, 5))
+def test_the_held_out_rows_kept_by_the_first_pass_are_those_the_test_part_assembles(
+        n, rows, test_size, target, seed):
+    frame = _frame(n)
+    train = FeatureChunks(frame, ["a", "b", "c"], target, rows=rows, test_size=test_size,
+                          seed=seed).cached(held_out=True)
+    assert not train.held_out_part().is_cached  # nothing recorded yet: assembled
+    _pass(train)
+    test = train.held_out_part()
+    assert test.is_cached and test.part == "test"
+    assert _same(_pass(test), _pass(train.replace(part="test")))
+    assert sum(len(X) for X, _, _ in test) + sum(len(X) for X, _, _ in train) == n
+
+
+def test_a_broken_off_pass_keeps_no_held_out_rows_and_the_next_keeps_them_all():
+    train = FeatureChunks(_frame(5000), ["a", "b"], "y", rows=600, test_size=0.3).cached(held_out=True)
+    for i, _ in enumerate(train):
+        if i == 2:
+            break
+    assert not train.held_out_part().is_cached
+    _pass(train)
+    assert _same(_pass(train.held_out_part()), _pass(train.replace(part="test")))
+    assert train.cached() is train  # cached already: the same cache serves
+
+
 def test_without_room_on_the_host_every_pass_assembles(monkeypatch):
     monkeypatch.setattr(chunk_cache, "HOST_SHARE", 1 << 60)  # room for no bytes at all
     cached = FeatureChunks(_frame(3000), ["a", "b"], "y", rows=500).cached()
@@ -95,9 +122,9 @@ def test_fit_beyond_the_budget_reads_the_frame_once_for_many_passes():
     calls = []
     original = FeatureChunks._assembled
 
-    def counted(self):
+    def counted(self, *args):
         calls.append(1)
-        return original(self)
+        return original(self, *args)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(FeatureChunks, "_assembled", counted)

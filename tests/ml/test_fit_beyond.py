@@ -111,3 +111,21 @@ def test_string_features_beyond_the_budget_are_a_clear_error():
 def test_needed_bytes_counts_features_and_target():
     assert beyond.needed_bytes(1000, 3, True) == 16_000
     assert beyond.needed_bytes(1000, 3, False) == 12_000
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "kmeans"])
+def test_a_many_pass_fit_assembles_its_chunks_once_metrics_included(name, monkeypatch):
+    from workbench.ml.chunks import FeatureChunks
+
+    parts, original = [], FeatureChunks._assembled
+
+    def counted(self, *args):
+        parts.append(self.part)
+        return original(self, *args)
+
+    monkeypatch.setattr(FeatureChunks, "_assembled", counted)
+    task, target, params = CASES[name]
+    frame = _frame()
+    m = _streamed(frame, name, task, target, **params)
+    assert parts == ["train"]  # the held-out rows were kept by the same pass
+    assert m.n_test == int(held_out(0, len(frame), 0.2, 0).sum())

@@ -34,7 +34,7 @@ import polars as pl
 from workbench.engine import natural
 from workbench.engine import plan as plans
 from workbench.engine import strategy
-from workbench.engine.split import run_split
+from workbench.engine.split import gathers_too_much, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
 from workbench.frame.scan import feeding
@@ -112,6 +112,9 @@ def _collect(lf, engine, session, strict):
         return _run_natural(lf, session, strict)
     info = plans.inspect(lf)
     choice = strategy.choose(info, session.policy, session.resident_limit)
+    if choice.executor == "split" and (why := gathers_too_much(lf, info)):
+        session.note("collect: " + why)
+        return lf.collect()
     fits = True
     if choice.executor == "in-memory":
         try:

@@ -16,6 +16,7 @@ import polars as pl
 
 from workbench.engine import plan as plans
 from workbench.engine import strategy
+from workbench.engine.split import gathers_too_much
 from workbench.errors import BudgetTooSmall
 from workbench.session import current_session
 from workbench.sizes import format_bytes
@@ -75,4 +76,6 @@ def explain(lf: pl.LazyFrame) -> Explanation:
         c = strategy.choose(info, session.policy, session.resident_limit)
     except BudgetTooSmall as err:
         return Explanation("cpu", 1, 0, f"does not fit the GPU budget: {err}", info)
+    if c.executor == "split" and (why := gathers_too_much(lf, info)):
+        return Explanation("cpu", 1, 0, why, info)
     return Explanation(c.executor, c.partitions, c.moves, c.reason, info)

@@ -54,11 +54,14 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
                          "(e.g. pl.col(c).cast(pl.Categorical).to_physical()) or leave them out")
     labels = None
     if task == "classification":
-        labels = targets.Labels.fit(frame.to_polars()[target])
+        labels = targets.labels_of(frame, target, device=device)
         targets.check_classes(labels, target)
     train = FeatureChunks(frame, recipe.features, None if task == "clustering" else target,
                           device=device, encode=labels.encode if labels else None,
                           test_size=test_size, seed=seed, part="train")
+    if name in outofcore.MANY_PASSES:
+        # The first pass keeps the held-out rows too: the metrics replay them.
+        train = train.cached(classes=len(labels) if labels else None, held_out=bool(test_size))
     seconds = {"prepare": time.perf_counter() - start}
     start = time.perf_counter()
     params = dict(params)
@@ -70,7 +73,7 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
     seconds["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    test = train.replace(part="test") if test_size else train
+    test = train.held_out_part() if test_size else train
     scores = stream_metrics(estimator, task, test, n_classes=len(labels) if labels else 0)
     n_test = scores.pop("_rows")
     seconds["evaluate"] = time.perf_counter() - start

@@ -151,6 +151,7 @@ class FeatureChunks:
                            encode, float(test_size), int(seed), part, 0, len(self.frame), int(offset))
         self._n_rows = None
         self._cache = None
+        self._held = None  # the held-out rows' cache, filled by the training part's first pass
 
     # ------------------------------------------------------------ description
     features = property(lambda self: list(self._spec.features))
@@ -202,28 +203,48 @@ class FeatureChunks:
         if spec.part not in PARTS:
             raise ValueError(f"part must be one of {', '.join(PARTS)}; got {spec.part!r}")
         out = object.__new__(FeatureChunks)
-        out.frame, out._spec, out._n_rows, out._cache = self.frame, spec, None, None
+        out.frame, out._spec, out._n_rows, out._cache, out._held = self.frame, spec, None, None, None
         return out
 
-    def cached(self, classes: int | None = None) -> FeatureChunks:
+    def cached(self, classes: int | None = None, held_out: bool = False) -> FeatureChunks:
         """The same chunks, kept in host memory by the first pass and replayed by the
         later ones (:mod:`workbench.ml.chunk_cache`): for solvers that read them many
-        times. Where the host lacks room, every pass assembles them as before.
+        times. Where the host lacks room, every pass assembles them as before. Chunks
+        that are cached already come back as they are.
 
         ``classes``: ``y`` holds class codes ``0..classes-1``, kept in the smallest
-        integer type that holds them (int8 for up to 128 classes)."""
-        from workbench.ml.chunk_cache import ALIGN, ChunkCache, code_dtype, fits_on_host
+        integer type that holds them (int8 for up to 128 classes).
+        ``held_out``: the first pass over the training part keeps the rows it holds out
+        as well, for :meth:`held_out_part` to replay."""
+        from workbench.ml.chunk_cache import ALIGN, ChunkCache, _Block, code_dtype, fits_on_host
 
+        if self._cache is not None:
+            return self
         out = self.replace()
         s = self._spec
         row_bytes = self.n_features * np.dtype(s.dtype).itemsize + 8
-        # at most every row, and each chunk's X and y starting on an aligned byte
-        capacity = (s.hi - s.lo) * row_bytes + 2 * ALIGN * len(self.spans())
+        # at most every row, and each chunk's X and y (of both parts) on an aligned byte
+        capacity = (s.hi - s.lo) * row_bytes + 4 * ALIGN * len(self.spans())
         if fits_on_host((s.hi - s.lo) * row_bytes):
-            out._cache = ChunkCache(s.device, unified=s.device and self.frame._unified,
-                                    log=self.frame._session.transfers,
-                                    target_dtype=None if classes is None else code_dtype(classes),
-                                    capacity=capacity)
+            block = _Block(capacity) if s.device else None
+
+            def cache():
+                return ChunkCache(s.device, unified=s.device and self.frame._unified,
+                                  log=self.frame._session.transfers, block=block,
+                                  target_dtype=None if classes is None else code_dtype(classes))
+
+            out._cache = cache()
+            if held_out and s.part == "train" and s.test_size > 0:
+                out._held = cache()
+        return out
+
+    def held_out_part(self) -> FeatureChunks:
+        """The held-out (test) rows of these training chunks: replayed from the host when
+        the recorded pass kept them (:meth:`cached` with ``held_out``), else assembled as
+        ``replace(part="test")`` assembles them."""
+        out = self.replace(part="test")
+        if self._held is not None and self._held.complete:
+            out._cache = self._held
         return out
 
     @property
@@ -246,9 +267,12 @@ class FeatureChunks:
             return self._assembled()
         if self._cache.complete:
             return self._cache.replay()
-        return self._cache.record(self._assembled())
+        held = self._held
+        return self._cache.record(self._assembled(None if held is None else held.keep), held)
 
-    def _assembled(self):
+    def _assembled(self, held=None):
+        """Chunks assembled from the frame's columns; ``held(X, y, start)`` is handed the
+        rows a training part holds out."""
         s = self._spec
         table = self.frame._table
         arrays = [table.column(n).chunk(0) for n in s.features]
@@ -268,6 +292,11 @@ class FeatureChunks:
                 y = xp.asarray(y)
             if s.part != "all" and s.test_size > 0:
                 keep = held_out(start + s.offset, stop + s.offset, s.test_size, s.seed, xp)
+                if held is not None and s.part == "train":
+                    Xh = X[keep]
+                    if len(Xh):
+                        held(Xh, None if y is None else y[keep], start + s.offset)
+                    del Xh
                 if s.part == "train":
                     keep = ~keep
                 X, y = X[keep], (None if y is None else y[keep])

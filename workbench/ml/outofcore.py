@@ -36,7 +36,7 @@ _TASKS = {"linear_regression": "regression", "ridge": "regression",
 
 
 # Solvers that read the chunks once per iteration: worth keeping a pass in host memory.
-_MANY_PASSES = ("logistic_regression", "kmeans")
+MANY_PASSES = ("logistic_regression", "kmeans")
 
 
 def fit_streaming(name: str, chunks, *, task: str, n_classes: int | None = None,
@@ -74,7 +74,7 @@ def fit_streaming(name: str, chunks, *, task: str, n_classes: int | None = None,
         model = _build(name, device, params)
     except TypeError as err:
         raise TypeError(f"{name} beyond the device budget: {err}") from None
-    if name in _MANY_PASSES:
+    if name in MANY_PASSES:
         # one pass assembles, the others replay (chunk_cache); codes in fewer bytes
         chunks = chunks.cached(classes=n_classes if task == "classification" else None)
     return model.fit(chunks)

@@ -127,6 +127,37 @@ def device_labels(frame, target: str, dtype: pl.DataType):
     return codes.astype(cp.int32).ravel(), Labels(values)
 
 
+def labels_of(frame, target: str, device: bool = False) -> Labels:
+    """The labels of a frame's target column. An integer target on the GPU is searched
+    there a slice at a time (``cupy.unique`` per slice, merged as it goes: only the
+    distinct values come back); any other, or one with more distinct values than a
+    slice holds, by polars on the host."""
+    import pyarrow as pa
+
+    column = frame._table.column(target)
+    if device and pa.types.is_integer(column.type) and len(column):
+        found = _distinct_on_device(column.chunk(0), frame)
+        if found is not None:
+            return Labels(pl.Series(target, found).cast(frame.schema[target]))
+    return Labels.fit(frame.to_polars()[target])
+
+
+def _distinct_on_device(arr, frame):
+    import cupy as cp
+
+    from workbench.frame.scan import chunk_rows
+    from workbench.ml.chunks import host_values
+
+    values = host_values(arr)  # a view of the frame's (pinned) host buffer
+    step = chunk_rows(frame, values.itemsize)
+    found = cp.empty(0, values.dtype)
+    for a in range(0, len(values), step):
+        found = cp.unique(cp.concatenate([found, cp.unique(cp.asarray(values[a:a + step]))]))
+        if len(found) > step:  # nearly every value distinct: not a class target on the device
+            return None
+    return found.get()
+
+
 def _numpy(dtype: pl.DataType) -> str:
     return {pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64",
             pl.UInt8: "uint8", pl.UInt16: "uint16", pl.UInt32: "uint32",
