@@ -58,9 +58,12 @@ def bandwidth(nbytes=1 << 28) -> float:
 
 def host_memory(total: int, blocks: int) -> dict:
     """Seconds to make ``total`` bytes of host memory ready for a cache: page-locked in
-    ``blocks`` blocks (as the cache records), in one block, pageable (first touch), and
-    pageable then registered; and one pageable host-to-device copy of a block."""
+    ``blocks`` blocks, in one block, pageable (first touch, by one thread and by one
+    thread per core, as the cache makes its block now), and pageable then registered;
+    and one pageable host-to-device copy of a block."""
     import cupy as cp
+
+    from workbench.ml.chunk_cache import _make_pages
 
     size = total // blocks
     out = {}
@@ -76,6 +79,11 @@ def host_memory(total: int, blocks: int) -> dict:
     pageable = np.empty(total, np.uint8)
     pageable[::4096] = 1  # one write a page: the pages are made
     out["pageable_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    threaded = np.empty(total, np.uint8)
+    _make_pages(threaded)
+    out["pageable_threads_s"] = time.perf_counter() - start
+    del threaded
     start = time.perf_counter()
     cp.cuda.runtime.hostRegister(pageable.ctypes.data, total, 0)
     out["register_s"] = time.perf_counter() - start
