@@ -155,8 +155,9 @@ class Streamed:
     Sums (a few per chunk) stay scalars of the chunks' array module, added up where the
     chunks are and read once by :meth:`result`; AUC keeps the scores of the test rows on
     the host, 8 bytes a row, since it needs them all ranked together: split by class
-    there, so the end is :func:`pair_auc`, counted on the GPU in pieces of
-    ``device_rows`` scores when the scores came from there.
+    where they are computed (on the device for device chunks), so the end is
+    :func:`pair_auc`, counted on the GPU in pieces of ``device_rows`` scores when the
+    scores came from there.
     """
 
     def __init__(self, task: str, binary: bool = False, device_rows: int = 0):
@@ -191,13 +192,13 @@ class Streamed:
             if proba is not None:
                 self._add("nll", _nll_sum(truth, proba))
                 if self.binary:
-                    # The scores and classes come back whole and are told apart on the
-                    # host: two copies, no compaction on the device.
-                    p = host((proba[:, 1] if proba.ndim == 2 else proba).ravel())
-                    hit = host(truth.ravel()) == 1
+                    # Told apart by class where the scores are (on the device, a
+                    # compaction), so only the two halves come back to the host.
+                    score = (proba[:, 1] if proba.ndim == 2 else proba).ravel().astype(xp.float64)
+                    hit = truth.ravel() == 1
                     self.on_device = xp is not np
-                    self.positive.append(p[hit].astype(np.float64, copy=False))
-                    self.negative.append(p[~hit].astype(np.float64, copy=False))
+                    self.positive.append(host(score[hit]))
+                    self.negative.append(host(score[~hit]))
 
     def result(self) -> dict:
         s, n = {k: float(v) for k, v in self.sums.items()}, max(self.n, 1)
