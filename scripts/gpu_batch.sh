@@ -2,7 +2,7 @@
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
 #       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml tests-these \
-#       training-these kmeans-memory passes corpus scaleout
+#       training-these xgb-pages kmeans-memory passes corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -42,7 +42,10 @@ run() {
       training-these)  # $MODELS in memory, $BEYOND_MODELS beyond 512 MB, each budgeted fit profiled
         timeout "$(t 400)" python3 benchmarks/training.py --rows "${ROWS:-2e7}" --models "${MODELS:-}" \
           --beyond-models "${BEYOND_MODELS:-}" --budget 512MB --profile "$OUT/profile" \
-          --out "$OUT/training-these.json" ;;
+          --out "$OUT/training-these.json"
+        cat "$OUT"/profile/*.txt 2>/dev/null ;;  # in the log too: it always comes back
+      xgb-pages)  # XGBoost's external memory fit against its cache page size, beyond 512 MB
+        timeout "$(t 300)" python3 benchmarks/xgboost_pages.py --budget 512MB --out "$OUT/xgboost_pages.json" ;;
       demo)
         timeout "$(t 240)" python3 -m workbench demo ;;
       held)  # groupby 1e8, in memory: polars CPU, cudf and the workbench side by side

@@ -104,3 +104,34 @@ def test_the_pair_count_in_pieces_is_the_whole_one(pos, neg, rows):
     assert got == pytest.approx(metrics.pair_auc(a, b), abs=1e-12)
     truth = np.r_[np.ones(len(a)), np.zeros(len(b))]
     assert got == pytest.approx(sk.roc_auc_score(truth, np.r_[a, b]), abs=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 6), max_size=20), min_size=1, max_size=6),
+       st.lists(st.lists(st.integers(0, 6), max_size=20), min_size=1, max_size=6))
+def test_the_auc_of_scores_in_pieces_is_the_whole_ones(pos, neg):
+    # Pieces of any sizes (empty ones too), either class the smaller, ties.
+    a, b = [np.array(p, dtype=np.float32) / 4 for p in pos], [np.array(p, dtype=np.float32) / 4 for p in neg]
+    whole_a, whole_b = np.concatenate(a), np.concatenate(b)
+    got = metrics.pieces_auc(a, b)
+    if len(whole_a) == 0 or len(whole_b) == 0:
+        assert np.isnan(got)
+        return
+    truth = np.r_[np.ones(len(whole_a)), np.zeros(len(whole_b))]
+    assert got == pytest.approx(sk.roc_auc_score(truth, np.r_[whole_a, whole_b]), abs=1e-12)
+    assert got == pytest.approx(metrics.pair_auc(whole_a, whole_b), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 50), max_size=30), st.integers(0, 120))
+def test_replayed_chunks_join_consecutive_runs_up_to_the_rows_given(lengths, merge_rows):
+    from workbench.ml.chunk_cache import ChunkCache
+
+    cache = ChunkCache(device=False, merge_rows=merge_rows)
+    cache.parts = [(np.zeros((n, 1)), None, i) for i, n in enumerate(lengths)]
+    batches = cache.batches()
+    assert [i for b in batches for i in b] == list(range(len(lengths)))  # each once, in order
+    for b in batches:
+        assert len(b) == 1 or sum(lengths[i] for i in b) <= merge_rows
+    for b, c in zip(batches, batches[1:]):  # greedy: the next one would not have fitted
+        assert sum(lengths[i] for i in b) + lengths[c[0]] > merge_rows

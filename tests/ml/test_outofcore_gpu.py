@@ -73,6 +73,19 @@ CHILD = textwrap.dedent("""
                                  (t is None or _dev.is_pinned(t.ctypes.data, t.nbytes))
                                  for x, t, _ in cc._cache.parts)
     del first, again, cc
+    # The held-out rows the training pass kept replay in chunks joined up to a chunk's
+    # rows: fewer chunks, the same rows in the same order.
+    hc = chunks("label").cached(classes=2, held_out=True)
+    for _ in hc:
+        pass
+    test = hc.held_out_part()
+    joined = [(cp.asnumpy(x), cp.asnumpy(t)) for x, t, _ in test]
+    plain = [(cp.asnumpy(x), cp.asnumpy(t)) for x, t, _ in hc.replace(part="test")]
+    out["held"] = {"kept": len(hc._held.parts), "replayed": len(joined),
+                   "rows": max(len(x) for x, _ in joined), "chunk_rows": hc.rows,
+                   "equal": bool((np.concatenate([x for x, _ in joined]) == np.concatenate([x for x, _ in plain])).all()
+                                 and (np.concatenate([t for _, t in joined]) == np.concatenate([t for _, t in plain])).all())}
+    del hc, test, joined, plain
 
     from sklearn import metrics
     from sklearn.cluster import KMeans
@@ -153,6 +166,8 @@ def test_linear_logistic_and_kmeans_beyond_a_64mb_budget_match_scikit_learn():
     cache = out["cache"]
     assert cache["complete"] and cache["equal"] and cache["chunks"] > 16 and cache["locked"], cache
     assert cache["replay"] == ["cached feature chunks pinned"], cache  # one record per pass
+    held = out["held"]
+    assert held["equal"] and held["replayed"] < held["kept"] / 2 and held["rows"] <= held["chunk_rows"], held
     for name in ("linear_regression", "ridge"):
         assert out[name]["coef_err"] < 1e-6, out[name]
         assert out[name]["r2"] == pytest.approx(out[name]["r2_cpu"], abs=1e-6)
@@ -278,3 +293,27 @@ def test_kmeans_on_a_device_matrix_is_kmeans_on_the_host_one():
     np.testing.assert_allclose(on_device.cluster_centers_, on_host.cluster_centers_, rtol=1e-6, atol=1e-9)
     assert on_device.inertia_ == pytest.approx(on_host.inertia_, rel=1e-9)
     assert abs(on_device.n_iter_ - on_host.n_iter_) <= 1
+
+
+def test_the_streamed_auc_on_the_device_spilled_or_not_is_the_host_one():
+    import cupy as cp
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from workbench.ml.metrics import Streamed
+
+    rng = np.random.default_rng(5)
+    n, step = 300_000, 40_000
+    truth = rng.integers(0, 2, n)
+    score = np.round(rng.random(n), 3)  # many ties
+    proba = np.stack([1 - score, score], axis=1)
+    want = roc_auc_score(truth, score)
+    # all kept on the device; spilled to the host after three chunks; never on the device
+    for room, kept in ((10**9, n * 8), (1_000_000, -1), (0, -1)):
+        acc = Streamed("classification", binary=True, device_bytes=room)
+        for a in range(0, n, step):
+            t, p = cp.asarray(truth[a:a + step]), cp.asarray(proba[a:a + step])
+            acc.add(t, p.argmax(axis=1), p)
+        assert acc.kept == kept
+        assert all(isinstance(x, cp.ndarray) == (kept > 0) for x in acc.positive + acc.negative)
+        assert acc.result()["auc"] == pytest.approx(want, abs=1e-12), room

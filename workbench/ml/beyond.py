@@ -93,8 +93,10 @@ def fit(frame, name: str, task: str, recipe, target, *, params: dict, test_size:
 def stream_metrics(estimator, task: str, chunks, n_classes: int = 0) -> dict:
     """Metrics of ``estimator`` over the chunks of the test part, one chunk on the device
     at a time; ``"_rows"`` holds the number of rows seen."""
-    # AUC's pieces of scores (8 bytes each) on the device: about a chunk's share each
-    acc = _metrics.Streamed(task, binary=n_classes == 2, device_rows=2 * chunks.rows)
+    # The held-out scores AUC ranks stay on the device while they take at most the
+    # resident limit (else they are counted in pieces from the host).
+    room = chunks.frame._session.resident_limit if chunks.device else 0
+    acc = _metrics.Streamed(task, binary=n_classes == 2, device_bytes=room)
     probabilities = task == "classification" and hasattr(estimator, "predict_proba")
     for X, y, _ in chunks:
         if X.shape[0] == 0:

@@ -62,8 +62,12 @@ class ChunkCache:
     """Chunks ``(X, y, start)`` recorded while one pass runs (:meth:`record`), then replayed."""
 
     def __init__(self, device: bool, unified: bool = False, log=None, target_dtype=None,
-                 block: _Block | None = None):
+                 block: _Block | None = None, merge_rows: int = 0):
         self.device, self.unified, self.log = device, unified, log
+        # Copied replays join consecutive chunks up to this many rows (the held-out
+        # parts of a training pass are a fifth of a chunk each: fewer, larger ones
+        # cost fewer kernel launches and waits downstream).
+        self.merge_rows = int(merge_rows)
         self.target_dtype = None if target_dtype is None else np.dtype(target_dtype)
         self.parts: list[tuple[np.ndarray, np.ndarray | None, int]] = []
         self.complete = False
@@ -128,11 +132,26 @@ class ChunkCache:
             return
         yield from self._copied()
 
+    def batches(self) -> list[list[int]]:
+        """The recorded chunks a copied replay hands out together: runs of consecutive
+        ones of at most ``merge_rows`` rows (each alone without ``merge_rows``)."""
+        out: list[list[int]] = []
+        rows = 0
+        for i, (X, _, _) in enumerate(self.parts):
+            if out and rows + len(X) <= self.merge_rows:
+                out[-1].append(i)
+                rows += len(X)
+            else:
+                out.append([i])
+                rows = len(X)
+        return out
+
     def _copied(self):
         """Double-buffered: chunk i+1 is copied on a second stream while chunk i is used."""
         import cupy as cp
 
-        rows = max(len(X) for X, _, _ in self.parts)
+        batches = self.batches()
+        rows = max(sum(len(self.parts[i][0]) for i in b) for b in batches)
         X0, y0 = self.parts[0][0], self.parts[0][1]
         buffers = [(cp.empty((rows,) + X0.shape[1:], X0.dtype),
                     None if y0 is None else cp.empty(rows, y0.dtype)) for _ in range(2)]
@@ -145,22 +164,24 @@ class ChunkCache:
             b = i % 2
             if released[b] is not None:
                 copy.wait_event(released[b])
-            X, y, start = self.parts[i]
-            dX = buffers[b][0][: len(X)]
-            _copy_in(dX, X, copy)
-            dy = None
-            if y is not None:
-                dy = buffers[b][1][: len(y)]
-                _copy_in(dy, y, copy)
-            moved += X.nbytes + (0 if y is None else y.nbytes)
-            return dX, dy, start, copy.record()
+            at = 0
+            for k in batches[i]:  # consecutive rows of one buffer
+                X, y, _ = self.parts[k]
+                _copy_in(buffers[b][0][at:at + len(X)], X, copy)
+                if y is not None:
+                    _copy_in(buffers[b][1][at:at + len(y)], y, copy)
+                moved += X.nbytes + (0 if y is None else y.nbytes)
+                at += len(X)
+            dX = buffers[b][0][:at]
+            dy = None if y0 is None else buffers[b][1][:at]
+            return dX, dy, self.parts[batches[i][0]][2], copy.record()
 
         try:
             ahead = load(0)
-            for i in range(len(self.parts)):
+            for i in range(len(batches)):
                 dX, dy, start, ready = ahead
                 compute.wait_event(ready)
-                if i + 1 < len(self.parts):
+                if i + 1 < len(batches):
                     ahead = load(i + 1)
                 yield dX, dy, start
                 released[i % 2] = compute.record()
@@ -169,7 +190,7 @@ class ChunkCache:
             copy.synchronize()  # no copy may land in the buffers once they are given back
         if self.log is not None:
             # The time is the whole pass: the copies overlap the solver's work.
-            self.log.record(f"cached feature chunks, one pass ({len(self.parts)} chunks)", moved,
+            self.log.record(f"cached feature chunks, one pass ({len(batches)} chunks)", moved,
                             "host-to-device", "pinned", time.perf_counter() - began)
 
 

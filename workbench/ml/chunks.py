@@ -228,14 +228,15 @@ class FeatureChunks:
         if fits_on_host((s.hi - s.lo) * row_bytes):
             block = _Block(capacity) if s.device else None
 
-            def cache():
+            def cache(merge_rows=0):
                 return ChunkCache(s.device, unified=s.device and self.frame._unified,
                                   log=self.frame._session.transfers, block=block,
-                                  target_dtype=None if classes is None else code_dtype(classes))
+                                  target_dtype=None if classes is None else code_dtype(classes),
+                                  merge_rows=merge_rows)
 
             out._cache = cache()
             if held_out and s.part == "train" and s.test_size > 0:
-                out._held = cache()
+                out._held = cache(merge_rows=s.rows)  # replayed in chunks of the usual size
         return out
 
     def held_out_part(self) -> FeatureChunks:

@@ -58,13 +58,21 @@ def _iterator_class(xgboost):
     return ChunkIter
 
 
+#: Under a budget, XGBoost's cache pages are at least this share of it. Each page is
+#: one transfer and a few kernels per tree level, so fewer, larger pages cost less;
+#: a page must still fit on the device beside the one being read.
+PAGE_SHARE = 8
+
+
 def _page_bytes(chunks) -> int | None:
-    """Cache pages the size of the chunks under a budget (XGBoost's default is a
-    sixteenth of the GPU's memory, which may be more than the budget)."""
+    """Cache pages of a share of the budget (XGBoost's default is a sixteenth of the
+    GPU's memory, which may be more than the whole budget)."""
     if not chunks.device:
         return None
     policy = chunks.frame._session.policy
-    return max(chunks.chunk_bytes, 1 << 20) if policy.budget else None
+    if not policy.budget:
+        return None
+    return max(policy.budget // PAGE_SHARE, chunks.chunk_bytes, 1 << 20)
 
 
 class ExternalXGBoost:
@@ -116,6 +124,7 @@ class ExternalXGBoost:
             it = _iterator_class(xgboost)(chunks, str(Path(cache) / "cache"))
             train = xgboost.ExtMemQuantileDMatrix(it, max_bin=params["max_bin"], **extra)
             self.booster_ = xgboost.train(params, train, num_boost_round=rounds)
+            self._predicts_on = params["device"]
             del train
         self.n_features_in_ = chunks.n_features
         self.classes_ = np.arange(self.n_classes) if self.task == "classification" else None
@@ -128,8 +137,12 @@ class ExternalXGBoost:
             raise ValueError(f"the booster was fitted on {self.n_features_in_} features; got an "
                              f"array of shape {tuple(X.shape)}")
         # A CuPy input is predicted on the device, a NumPy one on the CPU (the booster
-        # moves itself; the data stay where they are).
-        self.booster_.set_param({"device": "cuda" if xp is not np else "cpu"})
+        # moves itself; the data stay where they are). Set only when it changes: each
+        # set_param reconfigures the booster.
+        where = "cuda" if xp is not np else "cpu"
+        if getattr(self, "_predicts_on", None) != where:
+            self.booster_.set_param({"device": where})
+            self._predicts_on = where
         return xp, self.booster_.inplace_predict(X)
 
     def predict_proba(self, X):

@@ -80,22 +80,46 @@ def _device_pair_auc(positive: np.ndarray, negative: np.ndarray, rows: int, xp=N
         import cupy as xp
     swap = len(positive) > len(negative)
     small, large = (negative, positive) if swap else (positive, negative)
-    right_order = xp.zeros((), dtype=xp.int64)  # pairs with positive > negative
+    ordered = xp.zeros((), dtype=xp.int64)
     ties = xp.zeros((), dtype=xp.int64)
     for a in range(0, len(small), rows):
-        piece = xp.sort(xp.asarray(small[a:a + rows], dtype=xp.float64))
-        for b in range(0, len(large), rows):
-            other = xp.asarray(large[b:b + rows], dtype=xp.float64)
-            left = xp.searchsorted(piece, other, "left").sum()
-            right = xp.searchsorted(piece, other, "right").sum()
-            ties += right - left
-            # Each score of the other class has `left` of the piece below it, and
-            # len(piece) - right above it.
-            right_order += left if swap else len(piece) * len(other) - right
-            del other
+        piece = xp.sort(xp.asarray(small[a:a + rows]))
+        others = (xp.asarray(large[b:b + rows]) for b in range(0, len(large), rows))
+        o, t = _ordered_pairs(piece, others, small_is_positive=not swap, xp=xp)
+        ordered, ties = ordered + o, ties + t
         del piece
-    pairs = len(positive) * len(negative)
-    return float((int(right_order) + int(ties) / 2) / pairs)
+    return float((int(ordered) + int(ties) / 2) / (len(positive) * len(negative)))
+
+
+def _ordered_pairs(small_sorted, others, small_is_positive: bool, xp):
+    """Pairs (one score of ``small_sorted``, one of the pieces ``others``, the other
+    class) ordered right (the positive above), and pairs tied: device scalars."""
+    ordered = xp.zeros((), dtype=xp.int64)
+    ties = xp.zeros((), dtype=xp.int64)
+    n = len(small_sorted)
+    for other in others:
+        left = xp.searchsorted(small_sorted, other, "left").sum()
+        right = xp.searchsorted(small_sorted, other, "right").sum()
+        ties += right - left
+        # Each score of the other class has `left` of the sorted ones below it and
+        # n - right above it.
+        ordered += n * len(other) - right if small_is_positive else left
+    return ordered, ties
+
+
+def pieces_auc(positive: list, negative: list, xp=np) -> float:
+    """:func:`pair_auc` of scores held in pieces (arrays of ``xp``), without joining
+    the larger class: the smaller one is joined and sorted once, each piece of the
+    other located in it. Memory: the pieces, and the smaller class twice."""
+    n_pos, n_neg = sum(len(p) for p in positive), sum(len(p) for p in negative)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")  # one class only: the curve is undefined
+    small_is_positive = n_pos <= n_neg
+    small, large = (positive, negative) if small_is_positive else (negative, positive)
+    joined = xp.concatenate(small)
+    joined.sort()
+    ordered, ties = _ordered_pairs(joined, large, small_is_positive, xp)
+    return float((int(ordered) + int(ties) / 2) / (n_pos * n_neg))
 
 
 def log_loss(truth, proba) -> float:
@@ -153,20 +177,22 @@ class Streamed:
     """Metrics accumulated chunk by chunk, for a test set streamed past the device.
 
     Sums (a few per chunk) stay scalars of the chunks' array module, added up where the
-    chunks are and read once by :meth:`result`; AUC keeps the scores of the test rows on
-    the host, 8 bytes a row, since it needs them all ranked together: split by class
-    where they are computed (on the device for device chunks), so the end is
-    :func:`pair_auc`, counted on the GPU in pieces of ``device_rows`` scores when the
-    scores came from there.
+    chunks are and read once by :meth:`result`. AUC needs every test row's score ranked
+    together: each chunk's scores are split by class where they are computed and kept
+    there, on the device while they take at most ``device_bytes`` (then
+    :func:`pieces_auc` counts the pairs without a copy to the host); beyond that they
+    all move to the host and :func:`pair_auc` counts them on the GPU in pieces that
+    fit the same room.
     """
 
-    def __init__(self, task: str, binary: bool = False, device_rows: int = 0):
-        self.task, self.binary, self.device_rows = task, binary, int(device_rows)
-        self.on_device = False
+    def __init__(self, task: str, binary: bool = False, device_bytes: int = 0):
+        self.task, self.binary, self.device_bytes = task, binary, int(device_bytes)
         self.n = 0
         self.sums: dict = {}  # name -> a float, or a device scalar
-        self.positive: list[np.ndarray] = []
-        self.negative: list[np.ndarray] = []
+        self.positive: list = []  # scores of each class, a piece per chunk
+        self.negative: list = []
+        self.on_device = False  # the scores came from device chunks
+        self.kept = 0  # bytes of scores kept on the device
 
     def _add(self, key: str, value) -> None:
         # Device sums stay device scalars until result(): no wait for the GPU per chunk.
@@ -187,18 +213,47 @@ class Streamed:
             self._add("sse", ((t - p) ** 2).sum())
             self._add("sy", t.sum())
             self._add("syy", (t * t).sum())
-        else:
-            self._add("correct", (truth.ravel() == predicted.ravel()).sum())
-            if proba is not None:
-                self._add("nll", _nll_sum(truth, proba))
-                if self.binary:
-                    # Told apart by class where the scores are (on the device, a
-                    # compaction), so only the two halves come back to the host.
-                    score = (proba[:, 1] if proba.ndim == 2 else proba).ravel().astype(xp.float64)
-                    hit = truth.ravel() == 1
-                    self.on_device = xp is not np
-                    self.positive.append(host(score[hit]))
-                    self.negative.append(host(score[~hit]))
+            return
+        self._add("correct", (truth.ravel() == predicted.ravel()).sum())
+        if proba is None:
+            return
+        self._add("nll", _nll_sum(truth, proba))
+        if self.binary:
+            self._keep_scores(xp, (proba[:, 1] if proba.ndim == 2 else proba).ravel(),
+                              truth.ravel() == 1)
+
+    def _keep_scores(self, xp, score, hit) -> None:
+        # The scores' own type: ranks need no wider one.
+        positive, negative = score[hit], score[~hit]
+        if xp is not np:
+            self.on_device = True
+            if self.kept + score.nbytes > self.device_bytes:
+                self._spill()
+            if self.kept >= 0:
+                self.kept += score.nbytes
+            else:
+                positive, negative = host(positive), host(negative)
+        self.positive.append(positive)
+        self.negative.append(negative)
+
+    def _spill(self) -> None:
+        """The device room is used up: every kept score moves to the host."""
+        if self.kept >= 0:
+            self.positive = [host(p) for p in self.positive]
+            self.negative = [host(p) for p in self.negative]
+            self.kept = -1  # from now on, straight to the host
+
+    def _auc(self) -> float:
+        if self.on_device and self.kept >= 0:
+            import cupy as cp
+
+            try:
+                return pieces_auc(self.positive, self.negative, cp)
+            except MemoryError:  # the sort's room is not there: count in pieces instead
+                self._spill()
+        positive, negative = np.concatenate(self.positive), np.concatenate(self.negative)
+        rows = self.device_bytes // 48 if self.on_device else 0  # six arrays of 8-byte scores
+        return pair_auc(positive, negative, max(rows, 1 << 16) if rows else 0)
 
     def result(self) -> dict:
         s, n = {k: float(v) for k, v in self.sums.items()}, max(self.n, 1)
@@ -211,9 +266,7 @@ class Streamed:
             return out
         out = {"accuracy": s.get("correct", 0.0) / n}
         if self.positive:
-            out["auc"] = pair_auc(np.concatenate(self.positive), np.concatenate(self.negative),
-                                  self.device_rows if self.on_device else 0)
+            out["auc"] = self._auc()
         if "nll" in s:
             out["log_loss"] = s["nll"] / n
         return out
-

@@ -35,8 +35,9 @@ _TASKS = {"linear_regression": "regression", "ridge": "regression",
           "xgboost_classifier": "classification", "xgboost_regressor": "regression"}
 
 
-# Solvers that read the chunks once per iteration: worth keeping a pass in host memory.
-MANY_PASSES = ("logistic_regression", "kmeans")
+# Solvers that read the chunks more than once (once per iteration; XGBoost twice to
+# build its pages): worth keeping a pass in host memory, the held-out rows with it.
+MANY_PASSES = ("logistic_regression", "kmeans", "xgboost_classifier", "xgboost_regressor")
 
 
 def fit_streaming(name: str, chunks, *, task: str, n_classes: int | None = None,
