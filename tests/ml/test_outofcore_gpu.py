@@ -317,3 +317,22 @@ def test_the_streamed_auc_on_the_device_spilled_or_not_is_the_host_one():
         assert acc.kept == kept
         assert all(isinstance(x, cp.ndarray) == (kept > 0) for x in acc.positive + acc.negative)
         assert acc.result()["auc"] == pytest.approx(want, abs=1e-12), room
+
+
+def test_the_split_kernel_holds_out_the_rows_numpy_does():
+    import cupy as cp
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from workbench.ml.split import held_out
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.integers(0, 2 ** 40), st.integers(0, 5000), st.sampled_from([0.0, 0.01, 0.2, 0.5, 0.999]),
+           st.integers(0, 2 ** 31))
+    def check(start, n, test_size, seed):
+        host = held_out(start, start + n, test_size, seed)
+        device = held_out(start, start + n, test_size, seed, xp=cp)
+        assert device.dtype == bool and np.array_equal(cp.asnumpy(device), host)
+
+    check()

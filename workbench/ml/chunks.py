@@ -222,7 +222,9 @@ class FeatureChunks:
             return self
         out = self.replace()
         s = self._spec
-        row_bytes = self.n_features * np.dtype(s.dtype).itemsize + 8
+        # X, and y as it is kept: class codes in their small type, else at most 8 bytes
+        y_bytes = 0 if s.target is None else code_dtype(classes).itemsize if classes else 8
+        row_bytes = self.n_features * np.dtype(s.dtype).itemsize + y_bytes
         # at most every row, and each chunk's X and y (of both parts) on an aligned byte
         capacity = (s.hi - s.lo) * row_bytes + 4 * ALIGN * len(self.spans())
         if fits_on_host((s.hi - s.lo) * row_bytes):
@@ -306,15 +308,19 @@ class FeatureChunks:
 
 
 def default_rows(frame, n_features: int, itemsize: int, device: bool) -> int:
-    """Rows per chunk: a sixteenth of the device memory (the frame scans' partition
-    size) or, on the host, of the budget or the available memory, in whole 512s."""
+    """Rows per chunk: on the device, chunks whose matrix and selected rows take an
+    eighth of the device memory (twice the frame scans' partition); on the host, a
+    sixteenth of the budget or the available memory; in whole 512s."""
     # Per row on the device: the matrix, the rows a split selects, one staging column.
     row_bytes = 2 * n_features * itemsize + 8
     policy = frame._session.policy
     if device and policy.device_memory:
         from workbench.frame.scan import chunk_rows
 
-        return chunk_rows(frame, row_bytes)
+        # A chunk costs a few dozen kernel launches and waits whatever its size; its
+        # peak (the matrix, staging, the split's hash and selections) is ~4x this
+        # share, so an eighth still leaves the budget room beside it.
+        return 2 * chunk_rows(frame, row_bytes)
     if policy.budget:
         room = policy.budget
     else:

@@ -69,6 +69,7 @@ class Labels:
         self.series = classes
         self.string = kind(classes.dtype) == "string"
         self.classes_ = classes.to_numpy()
+        self._on_device: dict = {}  # the classes as a device array, by the labels' dtype
         if self.string:
             self.classes_ = self.classes_.astype(object)
 
@@ -102,7 +103,9 @@ class Labels:
             return self.encode_host(y)
         import cupy as cp
 
-        classes = cp.asarray(self.classes_.astype(y.dtype))
+        classes = self._on_device.get(y.dtype)
+        if classes is None:  # once per dtype, not once per chunk
+            classes = self._on_device[y.dtype] = cp.asarray(self.classes_.astype(y.dtype))
         codes = cp.searchsorted(classes, y.ravel()).astype(cp.int32)
         ok = classes[cp.minimum(codes, len(self) - 1)] == y.ravel()
         if not bool(ok.all()):
