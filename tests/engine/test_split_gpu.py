@@ -44,6 +44,14 @@ CHILD = textwrap.dedent("""
         "window_then_group": lambda x, y: x.with_columns(
             (pl.col("v3") - pl.col("v3").mean().over("id3")).alias("dev"))
             .filter(pl.col("dev") > 45).group_by("id1").agg(pl.len(), pl.col("dev").max()),
+        # row-wise filters straight above the scan run while its rows are cut: a selective
+        # one (through a with_columns) leaves rows that fit one partition; one keeping most
+        # rows cuts them into partitions as before
+        "filtered_then_grouped": lambda x, y: x.filter(pl.col("v3") > 99.5)
+            .with_columns((pl.col("v1") * 2).alias("w")).filter(pl.col("w") > 0)
+            .group_by("id3").agg(pl.len(), pl.col("w").median()),
+        "filter_keeps_most": lambda x, y: x.filter(pl.col("v3") > 1).group_by("id3")
+            .agg(pl.col("v1").median()),
         # row by row, answers in the frame's row order: a selective one split into row
         # ranges on the GPU; one keeping most rows left to polars on the CPU
         "few_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 99).with_columns(
@@ -81,11 +89,20 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     # each of these needs every value of a group (or joins): split by key, not streamed;
     # first/last read the rows in the frame's order, which the partitions keep
     for name in ("median_by_high_card", "quantile_std", "top_groups", "join_then_group",
-                 "result_larger_than_budget", "first_and_last", "window_then_group"):
+                 "result_larger_than_budget", "first_and_last", "window_then_group",
+                 "filtered_then_grouped", "filter_keeps_most"):
         assert out[name]["same"] is True, (name, out[name])
         assert any("split by key" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
+    cut = [m for m in out["filtered_then_grouped"]["notes"] if "while its rows were cut" in m]
+    assert out["filtered_then_grouped"]["same"] is True and cut and "of 40,000,000 rows kept" in cut[0] \
+        and "one partition" in cut[0], out["filtered_then_grouped"]
+    most = [m for m in out["filter_keeps_most"]["notes"] if "while its rows were cut" in m]
+    assert out["filter_keeps_most"]["same"] is True and most and "one partition" not in most[0], \
+        out["filter_keeps_most"]
+    # a filter on a window's value is not row-wise over a chunk: the partitions filter
+    assert not any("rows were cut" in m for m in out["window_then_group"]["notes"]), out["window_then_group"]
     # row-wise plans: ~400,000 rows from 40e6 split into row ranges on the GPU, in order
     few = out["few_rows_in_order"]
     assert few["same"] is True and few["rows"] > 300_000, few

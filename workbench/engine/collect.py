@@ -192,19 +192,52 @@ def _run_split(lf, info, count: int, session) -> pl.DataFrame:
         return _to_polars(_run_gpu(part_lf, session, "in-memory", resident=False), session)
 
     size = info.frame_bytes
+    prefilter, room = {}, 0
+    if not info.split.by_rows:
+        from workbench.engine import cudf_polars
+
+        room = (session.policy.device_memory or 0) // strategy.PARTITION_SHARE
+        try:  # the filters above a Frame's scan, applied while its rows are cut
+            prefilter = cudf_polars.row_filters(
+                lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True))
+        except Exception as err:  # noqa: BLE001 - then the partitions filter, as before
+            session.note(f"collect: the filters above the scans run in each partition "
+                         f"({_reason(err)})")
     while True:
         session.note(f"collect: split into {count} row ranges" if info.split.by_rows
                      else f"collect: split by key into {count} partitions")
+        facts: dict = {}
         try:
-            return run_split(lf, info.split, count, one)
+            answer = run_split(lf, info.split, count, one, prefilter=prefilter, room=room,
+                               facts=facts)
+            _note_cut(session, facts)
+            return answer
         except Exception as err:  # noqa: BLE001
             if not (is_out_of_memory(err) or _does_not_fit(err)):
                 raise
             _release(err)
             residency.cache(session).clear()
+            room = 0  # more partitions, each its own
         count *= 2
         if count > strategy.MAX_PARTITIONS:
             raise strategy.too_small(size, session.policy.device_memory or 0)
+
+
+def _note_cut(session, facts: dict) -> None:
+    """What the filters applied while the rows were cut kept, in the session's log."""
+    from workbench.frame.scan import FILTERED, ONE
+
+    found = facts.get(FILTERED)
+    if isinstance(found, tuple):
+        read, kept = found
+        session.note(f"collect: the filters above the scan ran on the GPU while its rows were "
+                     f"cut: {kept:,} of {read:,} rows kept"
+                     + ("; they fit one partition, which answered the whole plan"
+                        if facts.get(ONE) else ""))
+    elif found:
+        session.note(f"collect: the filters above the scan were {found}")
+    elif facts.get(ONE):
+        session.note("collect: the cut rows fit one partition, which answered the whole plan")
 
 
 def _plan_retry(err: BaseException, session) -> tuple[bool, str]:

@@ -7,7 +7,9 @@ cudf-polars (the polars GPU engine) is used three ways beyond ``lf.collect(engin
 * :func:`feed` gives :class:`~workbench.frame.scan.GPUFeed` the constructor of the
   engine's own DataFrame, so Frame scans hand it device columns directly;
 * :func:`device_table` describes a result as a :class:`~workbench.frame.DeviceTable`
-  (pylibcudf columns, names, polars schema), which is all a Frame needs to hold it.
+  (pylibcudf columns, names, polars schema), which is all a Frame needs to hold it;
+* :func:`row_filters` finds the row-wise filters straight above a Frame's scan, so a
+  key split applies them while it cuts the Frame's rows into partitions.
 
 When cudf-polars changes its containers or IR entry points, this file changes alone.
 """
@@ -65,3 +67,103 @@ def device_table(result) -> DeviceTable:
     schema = pl.Schema({c.name: c.dtype.polars_type for c in result.columns})
     return DeviceTable(columns=[c.obj for c in result.columns], names=names, schema=schema,
                        rows=result.num_rows, to_polars=result.to_polars, owner=result)
+
+
+# Expressions that compute each row from that row alone, by cudf-polars' node names
+# (functions by their own names: polars' names, as workbench.engine.expressions lists).
+_ROW_NODES = {"Col", "Literal", "BinOp", "Cast", "Ternary", "UnaryFunction", "BooleanFunction",
+              "StringFunction", "TemporalFunction"}
+
+
+def _row_wise(e) -> bool:
+    from workbench.engine.expressions import NOT_ROW_WISE, ROW_WISE
+
+    kind = type(e).__name__
+    if kind not in _ROW_NODES:
+        return False
+    if kind == "UnaryFunction" and e.name not in ROW_WISE:
+        return False
+    if kind in ("BooleanFunction", "StringFunction", "TemporalFunction") and \
+            str(e.name).rsplit(".", 1)[-1] in NOT_ROW_WISE:
+        return False
+    return all(_row_wise(c) for c in e.children)
+
+
+def row_filters(lf: pl.LazyFrame, engine) -> dict:
+    """For each Frame scanned once in ``lf``: ``keep(columns, names, feed)`` -> the
+    columns of the rows that pass the filters straight above its scan (the run of
+    row-wise ``filter``/``with_columns`` steps there, up to its last filter), by
+    ``id(frame)``. The steps are cudf-polars' own, evaluated over a chunk's columns; the
+    plan still applies them in every partition, to rows that all pass."""
+    from cudf_polars.dsl.translate import Translator
+
+    from workbench.engine.plan import _frame_of
+
+    translator = Translator(lf._ldf.visit(), engine)
+    root = translator.translate_ir()
+    if translator.unsupported_operations_error() is not None:
+        return {}
+    parents: dict[int, list] = {}
+    scans, seen, todo = [], set(), [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for child in node.children:
+            parents.setdefault(id(child), []).append(node)
+            todo.append(child)
+        if type(node).__name__ == "PythonScan":
+            scans.append(node)
+    frames: dict[int, list] = {}
+    for scan in scans:
+        frame = _frame_of(scan)
+        if frame is not None:
+            frames.setdefault(id(frame), []).append((frame, scan))
+    out = {}
+    for key, found in frames.items():
+        if len(found) != 1:  # scanned twice (a self-join): the branches filter differently
+            continue
+        frame, scan = found[0]
+        top = _filter_chain(scan, parents)
+        if top is not None:
+            out[key] = _keeper(frame, top)
+    return out
+
+
+def _filter_chain(scan, parents):
+    """The highest filter of the row-wise filter/with_columns run straight above ``scan``."""
+    if scan.predicate is not None or scan.options[-1] not in (None, -1):
+        return None  # a predicate or a row limit in the scan itself
+    own = set(scan.schema)
+    node, top = scan, None
+    while len(parents.get(id(node), ())) == 1:
+        parent = parents[id(node)][0]
+        kind = type(parent).__name__
+        if kind == "Filter" and _row_wise(parent.mask.value):
+            top = parent
+        elif not (kind == "HStack" and all(_row_wise(c.value) for c in parent.columns)
+                  and not own & {c.name for c in parent.columns}):
+            break  # anything else, or a with_columns replacing a column of the scan
+        node = parent
+    return top
+
+
+def _keeper(frame, top):
+    from cudf_polars.dsl.ir import IRExecutionContext
+
+    from workbench.frame.scan import serving
+
+    def keep(columns, names, feed):
+        rows = columns[0].size() if columns else 0
+
+        def table(wanted):
+            return feed.table([columns[names.index(n)] for n in wanted], wanted, frame.schema, rows)
+
+        with serving(frame, table):
+            result = top.evaluate(cache={}, timer=None, context=IRExecutionContext())
+        result.stream.synchronize()
+        by_name = dict(zip(result.column_names, result.columns))
+        return [by_name[n].obj for n in names], result.num_rows
+
+    return keep

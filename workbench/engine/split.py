@@ -14,7 +14,7 @@ from typing import Callable
 import polars as pl
 
 from workbench.engine.plan import Split
-from workbench.frame.scan import Partition, partitioning
+from workbench.frame.scan import FILTERED, ONE, Partition, partitioning
 
 #: A row-wise plan is split into row ranges on the GPU while its answer is at most this
 #: share of the bytes it reads. Its rows cross to the device once, but its answer comes
@@ -60,11 +60,20 @@ def gathers_too_much(lf: pl.LazyFrame, info) -> str | None:
 
 
 def run_split(lf: pl.LazyFrame, split: Split, count: int,
-              run_one: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
-    """``lf``'s answer from ``count`` partition queries, one at a time."""
+              run_one: Callable[[pl.LazyFrame], pl.DataFrame], *, prefilter: dict | None = None,
+              room: int = 0, facts: dict | None = None) -> pl.DataFrame:
+    """``lf``'s answer from ``count`` partition queries, one at a time.
+
+    ``prefilter`` and ``room`` are :class:`~workbench.frame.scan.Partition`'s (filters
+    applied while the rows are cut; one partition when they then fit ``room``);
+    ``facts`` receives what the cut found (rows read and kept, one partition or not)."""
     parts, scattered = [], {}  # the inputs cut once, read by every partition
     for index in range(count):
-        with partitioning(Partition(index, count, split.keys, scattered)):
+        with partitioning(Partition(index, count, split.keys, scattered, prefilter or {}, room)):
             parts.append(run_one(lf))
+        if scattered.get(ONE):
+            break  # the first partition held every row
+    if facts is not None:
+        facts.update({k: scattered[k] for k in (ONE, FILTERED) if k in scattered})
     scattered.clear()
     return split.finish(parts)

@@ -69,10 +69,23 @@ class Partition:
     #: host tables per partition, by (frame, columns), shared by the partitions of
     #: one split: the inputs cut once (see :func:`_scattered`)
     scattered: dict = field(default_factory=dict, compare=False, repr=False)
+    #: ``keep(columns, names, feed)`` by ``id(frame)``: the filters above its scan,
+    #: applied while its rows are cut (see ``engine.cudf_polars.row_filters``)
+    prefilter: dict = field(default_factory=dict, compare=False, repr=False)
+    #: bytes one partition may take: a one-Frame split whose cut rows all fit runs as
+    #: one partition (``scattered[ONE]`` then says so)
+    room: int = 0
+
+
+#: the key of ``Partition.scattered`` saying the split's rows went to one partition
+ONE = "one partition"
+#: the key of ``Partition.scattered`` holding (rows read, rows kept) by the filters
+FILTERED = "filtered"
 
 
 _active: GPUFeed | None = None
 _partition: Partition | None = None
+_serving: tuple | None = None
 _lock = threading.Lock()
 
 
@@ -86,6 +99,17 @@ def feeding(feed: GPUFeed):
             yield feed
         finally:
             _active = None
+
+
+@contextmanager
+def serving(frame, table: Callable):
+    """Inside the block, scans of ``frame`` yield ``table(names)`` (one chunk's columns)."""
+    global _serving
+    _serving = (frame, table)
+    try:
+        yield
+    finally:
+        _serving = None
 
 
 @contextmanager
@@ -103,6 +127,8 @@ def source(frame):
     """The polars IO-source function of ``frame`` (see the module docstring)."""
     def scan(with_columns, predicate, n_rows, batch_size):
         names = list(with_columns) if with_columns is not None else frame.columns
+        if _serving is not None and _serving[0] is frame:
+            return iter([_serving[1](names)])
         feed = _active
         part = _partition
         if part is not None and id(frame) in part.keys:
@@ -152,7 +178,8 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
             if frame._host is None:
                 raise
     if chunks is None and _copies_in_place(frame, wanted):
-        piece = _scattered(frame, wanted, keys, feed, part)[part.index]
+        pieces = _scattered(frame, wanted, keys, feed, part)
+        piece = _one_or(pieces, frame, wanted, part)
         log, table = frame._session.transfers, piece._table
         columns = [device.to_column(table.column(n).chunk(0), n, zero_copy=piece._unified, log=log)
                    for n in names]
@@ -197,12 +224,34 @@ def _range_rows(frame, names, predicate, feed, part: Partition, n_rows):
     return iter([feed.table(columns, names, frame.schema, count)])
 
 
+def _one_or(pieces: list, frame, wanted, part: Partition):
+    """Partition ``part.index``'s piece or, when the split reads this one Frame and all
+    its cut rows fit one partition (its filters kept few), every row: the first
+    partition then answers the whole plan (its groups are all there) and the split
+    stops after it."""
+    if part.index == 0 and len(part.keys) == 1 and part.count > 1 and \
+            sum(p.nbytes for p in pieces) <= part.room:
+        part.scattered[ONE] = True
+    if not part.scattered.get(ONE):
+        return pieces[part.index]
+    key = (ONE, id(frame), tuple(wanted))
+    if key not in part.scattered:
+        import pyarrow as pa
+
+        from workbench.frame.frame import Frame
+
+        part.scattered[key] = Frame.from_arrow(pa.concat_tables([p._table for p in pieces]))
+    return part.scattered[key]
+
+
 def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
     """The frame's columns ``wanted`` cut into ``part.count`` host Frames in one pass.
 
     Each chunk goes to the device once, is hashed and reordered by partition there
     and comes back to the host; each partition's pieces are joined into one table
     (pinned where the policy pins host buffers), kept for the rest of the split.
+    The filters straight above the Frame's scan (``part.prefilter``) are applied to
+    each chunk on the device first, so only the rows they keep are cut and come back.
     """
     key = (id(frame), tuple(wanted))
     if key not in part.scattered:
@@ -214,11 +263,23 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
         hashed = [wanted.index(k) for k in keys]
         pieces = [[] for _ in range(part.count)]
         log = frame._session.transfers
+        keep = part.prefilter.get(id(frame))
+        read = kept = 0
         for columns in DeviceChunks(frame, wanted, feed).columns():
+            if keep is not None:
+                read += columns[0].size() if columns else 0
+                try:
+                    columns, rows = keep(columns, wanted, feed)
+                    kept += rows
+                except Exception as err:  # noqa: BLE001 - the plan filters them anyway
+                    keep, read = None, 0
+                    part.scattered[FILTERED] = f"not applied ({type(err).__name__}: {err})"[:200]
             host, offsets = device.scatter(columns, hashed, part.count, wanted, log)
             del columns
             for i in range(part.count):
                 pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
+        if keep is not None:
+            part.scattered[FILTERED] = (read, kept)
         # Frames, so their host buffers stay pinned while the split runs
         part.scattered[key] = [Frame.from_arrow(pa.concat_tables(p).combine_chunks())
                                for p in pieces]
