@@ -418,6 +418,7 @@ def test_the_cut_rows_of_one_frame_that_fit_a_partition_go_to_the_first():
     first = scan.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room)
     whole = scan._one_or(pieces, frame, ["k", "v"], first)
     assert first.scattered[scan.ONE] and len(whole) == 10
+    assert all(c.num_chunks == 1 for c in whole._table.columns)  # as the device copies read it
     assert sorted(whole.to_polars()["k"].to_list()) == [0, 0, 0, 2, 2, 2, 2, 2, 3, 3]
     # too little room, or two frames in the split: each partition its own piece
     small = scan.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room - 1)

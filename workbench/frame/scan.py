@@ -240,7 +240,8 @@ def _one_or(pieces: list, frame, wanted, part: Partition):
 
         from workbench.frame.frame import Frame
 
-        part.scattered[key] = Frame.from_arrow(pa.concat_tables([p._table for p in pieces]))
+        part.scattered[key] = Frame.from_arrow(pa.concat_tables([p._table for p in pieces])
+                                               .combine_chunks())
     return part.scattered[key]
 
 
