@@ -197,12 +197,14 @@ def _run_split(lf, info, count: int, session) -> pl.DataFrame:
         from workbench.engine import cudf_polars
 
         room = (session.policy.device_memory or 0) // strategy.PARTITION_SHARE
+        why: list = []
         try:  # the filters above a Frame's scan, applied while its rows are cut
             prefilter = cudf_polars.row_filters(
-                lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True))
+                lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True), why)
         except Exception as err:  # noqa: BLE001 - then the partitions filter, as before
-            session.note(f"collect: the filters above the scans run in each partition "
-                         f"({_reason(err)})")
+            why = [_reason(err)]
+        if why:
+            session.note("collect: no filters applied while the rows are cut (" + "; ".join(why) + ")")
     while True:
         session.note(f"collect: split into {count} row ranges" if info.split.by_rows
                      else f"collect: split by key into {count} partitions")

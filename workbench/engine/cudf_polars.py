@@ -89,12 +89,15 @@ def _row_wise(e) -> bool:
     return all(_row_wise(c) for c in e.children)
 
 
-def row_filters(lf: pl.LazyFrame, engine) -> dict:
+def row_filters(lf: pl.LazyFrame, engine, why: list | None = None) -> dict:
     """For each Frame scanned once in ``lf``: ``keep(columns, names, feed)`` -> the
-    columns of the rows that pass the filters straight above its scan (the run of
-    row-wise ``filter``/``with_columns`` steps there, up to its last filter), by
-    ``id(frame)``. The steps are cudf-polars' own, evaluated over a chunk's columns; the
-    plan still applies them in every partition, to rows that all pass."""
+    columns of the rows that pass the filters straight above its scan (a row-wise
+    predicate polars pushed into the scan, then the run of row-wise ``filter`` /
+    ``with_columns`` steps above it, up to its last filter), by ``id(frame)``. The steps
+    are cudf-polars' own, evaluated over a chunk's columns; the plan still applies them
+    in every partition, to rows that all pass. ``why`` receives, per Frame without
+    one, the reason."""
+    why = [] if why is None else why
     from cudf_polars.dsl.translate import Translator
 
     from workbench.engine.plan import _frame_of
@@ -102,6 +105,7 @@ def row_filters(lf: pl.LazyFrame, engine) -> dict:
     translator = Translator(lf._ldf.visit(), engine)
     root = translator.translate_ir()
     if translator.unsupported_operations_error() is not None:
+        why.append("the plan has operations the GPU engine lacks")
         return {}
     parents: dict[int, list] = {}
     scans, seen, todo = [], set(), [root]
@@ -123,20 +127,31 @@ def row_filters(lf: pl.LazyFrame, engine) -> dict:
     out = {}
     for key, found in frames.items():
         if len(found) != 1:  # scanned twice (a self-join): the branches filter differently
+            why.append(f"a Frame of {len(found[0][0]):,} rows is scanned {len(found)} times")
             continue
         frame, scan = found[0]
-        top = _filter_chain(scan, parents)
+        top, reason = _filter_chain(scan, parents)
         if top is not None:
             out[key] = _keeper(frame, top)
+        else:
+            why.append(f"Frame of {len(frame):,} rows: {reason}")
+    if not frames:
+        why.append(f"no Frame scan found among {len(scans)} Python scans")
     return out
 
 
 def _filter_chain(scan, parents):
-    """The highest filter of the row-wise filter/with_columns run straight above ``scan``."""
-    if scan.predicate is not None or scan.options[-1] not in (None, -1):
-        return None  # a predicate or a row limit in the scan itself
+    """The highest filter of the row-wise run straight above ``scan`` (the scan itself
+    when polars pushed a predicate into it), and why there is none."""
+    if scan.options[-1] not in (None, -1):
+        return None, "a row limit in the scan"
+    top = None
+    if scan.predicate is not None:
+        if not _row_wise(scan.predicate.value):
+            return None, f"a predicate in the scan that is not row-wise ({_kinds(scan.predicate.value)})"
+        top = scan  # cudf-polars applies it to what the scan hands over
     own = set(scan.schema)
-    node, top = scan, None
+    node = scan
     while len(parents.get(id(node), ())) == 1:
         parent = parents[id(node)][0]
         kind = type(parent).__name__
@@ -146,7 +161,15 @@ def _filter_chain(scan, parents):
                   and not own & {c.name for c in parent.columns}):
             break  # anything else, or a with_columns replacing a column of the scan
         node = parent
-    return top
+    if top is None:
+        above = [type(p).__name__ for p in parents.get(id(scan), ())]
+        return None, f"no row-wise filter straight above the scan (above it: {above or 'nothing'})"
+    return top, ""
+
+
+def _kinds(e) -> str:
+    """The node kinds of an expression, for a message."""
+    return ", ".join(sorted({type(e).__name__} | {k for c in e.children for k in _kinds(c).split(", ")}))
 
 
 def _keeper(frame, top):
