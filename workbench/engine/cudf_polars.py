@@ -151,7 +151,7 @@ def _filter_chain(scan, parents):
             return None, f"a predicate in the scan that is not row-wise ({_kinds(scan.predicate.value)})"
         top = scan  # cudf-polars applies it to what the scan hands over
     own = set(scan.schema)
-    node = scan
+    node, stop = scan, "nothing"
     while len(parents.get(id(node), ())) == 1:
         parent = parents[id(node)][0]
         kind = type(parent).__name__
@@ -159,11 +159,13 @@ def _filter_chain(scan, parents):
             top = parent
         elif not (kind == "HStack" and all(_row_wise(c.value) for c in parent.columns)
                   and not own & {c.name for c in parent.columns}):
-            break  # anything else, or a with_columns replacing a column of the scan
+            # anything else, or a with_columns replacing a column of the scan
+            exprs = [parent.mask] if kind == "Filter" else list(getattr(parent, "columns", ()))
+            stop = kind + (f" of {', '.join(_kinds(e.value) for e in exprs)}" if exprs else "")
+            break
         node = parent
     if top is None:
-        above = [type(p).__name__ for p in parents.get(id(scan), ())]
-        return None, f"no row-wise filter straight above the scan (above it: {above or 'nothing'})"
+        return None, f"no row-wise filter straight above the scan (it stops at {stop})"
     return top, ""
 
 
