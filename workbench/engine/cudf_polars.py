@@ -160,7 +160,7 @@ def _filter_chain(scan, parents):
         elif not (kind == "HStack" and all(_row_wise(c.value) for c in parent.columns)
                   and not own & {c.name for c in parent.columns}):
             # anything else, or a with_columns replacing a column of the scan
-            exprs = [parent.mask] if kind == "Filter" else list(getattr(parent, "columns", ()))
+            exprs = [parent.mask] if kind == "Filter" else list(parent.columns) if kind == "HStack" else []
             stop = kind + (f" of {', '.join(_kinds(e.value) for e in exprs)}" if exprs else "")
             break
         node = parent
