@@ -196,7 +196,7 @@ def _run_split(lf, info, count: int, session) -> pl.DataFrame:
     if not info.split.by_rows:
         from workbench.engine import cudf_polars
 
-        room = (session.policy.device_memory or 0) // strategy.PARTITION_SHARE
+        room = strategy.partition_room(session.policy.device_memory or 0)
         why: list = []
         try:  # the filters above a Frame's scan, applied while its rows are cut
             prefilter = cudf_polars.row_filters(

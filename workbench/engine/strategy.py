@@ -81,9 +81,14 @@ def choose(info, policy, resident_limit: int) -> Choice:
                   f"({info.why_not}): streaming executor over chunks", 0 if unified else size)
 
 
+def partition_room(device_memory: int) -> int:
+    """Bytes one partition's input may take: 1/PARTITION_SHARE of the device memory."""
+    return max(1, device_memory // PARTITION_SHARE)
+
+
 def partitions_for(nbytes: int, device_memory: int) -> int:
-    """Partitions (a power of two) so each one's input is ≤ 1/PARTITION_SHARE of the device."""
-    target = max(1, device_memory // PARTITION_SHARE)
+    """Partitions (a power of two) so each one's input is ≤ :func:`partition_room`."""
+    target = partition_room(device_memory)
     count = 2
     while nbytes / count > target:
         count *= 2
