@@ -217,7 +217,7 @@ def _where(gpu: bool, log: list[str], fallbacks: list[str]) -> str:
         return "cpu-chosen"
     if not gpu:
         return "cpu"
-    if any("split by key" in m or "row ranges" in m for m in log):
+    if any("split by key into" in m or "row ranges" in m for m in log):
         return "gpu-split"
     return "gpu-streaming" if any("streaming" in m for m in log) else "gpu"
 
