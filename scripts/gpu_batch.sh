@@ -2,7 +2,7 @@
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
 #       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml tests-these \
-#       training-these xgb-pages kmeans-memory passes corpus scaleout
+#       training-these xgb-pages kmeans-memory passes wordings q-budget corpus scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -71,6 +71,12 @@ run() {
           --out "$OUT/kmeans_in_memory.json" ;;
       passes)  # one streamed pass beyond 512 MB, assembled and cached, against the bus floor
         timeout "$(t 300)" python3 benchmarks/chunk_passes.py --budget 512MB --out "$OUT/chunk_passes.json" ;;
+      wordings)  # groupby at $ROWS (1e8) in memory, each question as the benchmark and as users word it
+        timeout "$(t 400)" python3 benchmarks/groupby_wordings.py --rows "${ROWS:-1e8}" --out "$OUT/wordings.json" ;;
+      q-budget)  # $QS (q10) at 1e8 under $BUDGET (1GB), as users word them, profiled into $OUT/profile
+        timeout "$(t 300)" python3 benchmarks/groupby_wordings.py --rows 1e8 --budget "${BUDGET:-1GB}" \
+          --questions "${QS:-q10}" --wordings user --profile "$OUT/profile" --out "$OUT/q-budget.json"
+        cat "$OUT"/profile/*.txt 2>/dev/null | head -n 120 ;;
       corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB)
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
           ${QUERIES:+--queries "$QUERIES"} --out "$OUT/corpus.json" ;;
