@@ -87,3 +87,35 @@ def test_collect_answers_natural_wordings_on_the_cpu_session():
     x = _x(500, 3)
     got = wb.collect(PLANS["q9"](wb.Frame.from_polars(x).lazy()))
     assert_frame_equal(_canon(got), _canon(PLANS["q9"](x.lazy()).collect()), check_exact=False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**16), k=st.integers(1, 4),
+       largest=st.booleans())
+def test_an_exploded_top_k_is_the_ranked_rows(n, seed, k, largest):
+    wb.init(backend="cpu")
+    x = _x(n, seed, nulls=True)
+
+    def plan(lf):
+        top = pl.col("v3").top_k(k) if largest else pl.col("v3").bottom_k(k)
+        return lf.drop_nulls("v3").group_by("id2", "id4").agg(top.alias("t")).explode("t")
+
+    lf = plan(wb.Frame.from_polars(x).lazy())
+    found = natural._find(lf._ldf.visit(), lf._ldf.visit().get_node())
+    assert len(found) == 1 and found[0][1].exploded
+    got, want = natural.collect(lf, pl.LazyFrame.collect), plan(x.lazy()).collect()
+    assert got.schema == want.schema
+    # polars orders neither the groups nor a top_k's values
+    assert_frame_equal(got.sort(got.columns), want.sort(want.columns))
+
+
+def test_an_explode_of_more_than_the_top_k_list_builds_the_lists():
+    wb.init(backend="cpu")
+    x = _x(400, 1)
+    lf = (wb.Frame.from_polars(x).lazy().group_by("id2")
+          .agg(pl.col("v3").top_k(2).alias("t"), pl.col("v1").sum()).explode("t"))
+    found = natural._find(lf._ldf.visit(), lf._ldf.visit().get_node())
+    assert found and not found[0][1].exploded
+    want = (x.lazy().group_by("id2").agg(pl.col("v3").top_k(2).alias("t"), pl.col("v1").sum())
+            .explode("t").collect())
+    assert_frame_equal(_canon(natural.collect(lf, pl.LazyFrame.collect)), _canon(want))

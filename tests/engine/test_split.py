@@ -449,3 +449,44 @@ def test_the_split_stops_after_a_partition_that_held_every_row():
     got = run_split(lf, split, 8, one, facts=facts)
     assert seen == [0] and facts == {scan.ONE: True}
     assert_frame_equal(got, lf.collect())
+
+
+def test_the_scan_row_limit_is_told_from_its_flags():
+    # cudf-polars' PythonScan options: function, columns, source type, then polars' own
+    # (a limit, flags); only a non-negative integer is a limit a prefilter must respect
+    from types import SimpleNamespace
+
+    from workbench.engine.cudf_polars import _scan_limit
+
+    def scan(*rest):
+        return SimpleNamespace(options=(len, ["a"], "pyarrow", *rest))
+
+    assert _scan_limit(scan(None, False)) is None
+    assert _scan_limit(scan(None, True)) is None
+    assert _scan_limit(scan(-1)) is None
+    assert _scan_limit(scan(5, False)) == 5
+    assert _scan_limit(scan(("pred",), 0, True)) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(0, 30), min_size=1, max_size=5), sort=st.booleans(),
+       limit=st.one_of(st.none(), st.integers(0, 40)), seed=st.integers(0, 2**16))
+def test_a_split_assembles_arrow_answers_as_polars_would(sizes, sort, limit, seed):
+    # the GPU's partitions come back as Arrow (offsets of 32 or 64 bits, empty ones too);
+    # the answer is the polars answer of the same parts
+    import pyarrow as pa
+
+    from workbench.engine.plan import Split
+
+    rng = np.random.default_rng(seed)
+    frames = [pl.DataFrame({"k": rng.integers(0, 5, n), "s": [f"s{v}" for v in rng.integers(0, 9, n)]},
+                           schema={"k": pl.Int64, "s": pl.String}) for n in sizes]
+    arrow = [f.to_arrow().cast(pa.schema([("k", pa.int64()),
+                                          ("s", pa.large_string() if i % 2 else pa.string())]))
+             for i, f in enumerate(frames)]
+    split = Split({1: ("k",)}, (("k", "s"), (False, True), (False, False), True) if sort else None,
+                  limit)
+    got, want = split.finish(arrow), split.finish(frames)
+    got = pl.from_arrow(got) if isinstance(got, pa.Table) else got
+    assert_frame_equal(got, want)
+    assert isinstance(split.finish(arrow), pa.Table) == (not sort and limit is None)

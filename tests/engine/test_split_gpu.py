@@ -75,6 +75,17 @@ CHILD = textwrap.dedent("""
             same = str(err)[:300]
         out[name] = {"same": same, "rows": got.height,
                      "notes": [m for _, m in s.log[mark:]], "explain": str(wb.explain(q(fx.lazy(), fy.lazy())))}
+        if name == "result_larger_than_budget":  # the split's answer kept as a Frame
+            framed = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True, as_frame=True)
+            placed = set(framed.placement()["location"])
+            framed = framed.to_polars()
+            try:
+                assert_frame_equal(framed.sort(framed.columns), want, check_exact=False,
+                                   rel_tol=1e-6, check_dtypes=False)
+                out[name]["as_frame_same"] = True
+            except AssertionError as err:
+                out[name]["as_frame_same"] = str(err)[:300]
+            out[name]["as_frame_placement"] = sorted(placed)
     stats = memory.device_memory_stats()
     out["peak"], out["budget"] = stats["peak_bytes"], s.policy.budget
     print(json.dumps(out))
@@ -95,6 +106,10 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert any("split by key into" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
+    # kept as a Frame, the answer gathered on the host is the same, in plain host memory
+    assert out["result_larger_than_budget"]["as_frame_same"] is True, out["result_larger_than_budget"]
+    assert out["result_larger_than_budget"]["as_frame_placement"] == ["host plain"], \
+        out["result_larger_than_budget"]
     cut = [m for m in out["filtered_then_grouped"]["notes"] if "while its rows were cut" in m]
     assert out["filtered_then_grouped"]["same"] is True and cut and "of 40,000,000 rows kept" in cut[0] \
         and "one partition" in cut[0], out["filtered_then_grouped"]

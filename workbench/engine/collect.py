@@ -30,6 +30,7 @@ import gc
 import time
 
 import polars as pl
+import pyarrow as pa
 
 from workbench.engine import natural
 from workbench.engine import plan as plans
@@ -86,12 +87,23 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
     strict = session.strict if raise_on_fail is None else raise_on_fail
     result = _collect(lf, engine, session, strict)
     if not as_frame:
-        return result if isinstance(result, pl.DataFrame) else _to_polars(result, session)
+        return _as_polars(result, session)
+    if isinstance(result, pa.Table):  # a split's answer, gathered on the host
+        return Frame._from_result(result)
     return Frame.from_polars(result) if isinstance(result, pl.DataFrame) else Frame._from_device(result)
 
 
+def _as_polars(result, session) -> pl.DataFrame:
+    if isinstance(result, pl.DataFrame):
+        return result
+    if isinstance(result, pa.Table):
+        return pl.from_arrow(result)
+    return _to_polars(result, session)
+
+
 def _collect(lf, engine, session, strict):
-    """The result: a polars DataFrame, or a :class:`DeviceTable` left on the device."""
+    """The result: a polars DataFrame, a :class:`DeviceTable` left on the device, or
+    an Arrow table (a split's answer, gathered on the host)."""
     if engine == "cpu":
         return lf.collect()
     if engine == "streaming":
@@ -171,8 +183,7 @@ def _try_split(lf, info, count: int, session):
 def _run_natural(lf, session, strict) -> pl.DataFrame:
     """Group-bys the GPU engine lacks, asked in forms it has (see engine/natural.py)."""
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
-        result = _collect(piece, "gpu", session, strict=True)
-        return result if isinstance(result, pl.DataFrame) else _to_polars(result, session)
+        return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
     session.note("collect: top_k/corr/cov per group asked in forms the GPU engine has")
     try:
@@ -186,10 +197,16 @@ def _run_natural(lf, session, strict) -> pl.DataFrame:
     return lf.collect()
 
 
-def _run_split(lf, info, count: int, session) -> pl.DataFrame:
-    """The plan split by key, doubling the partitions after an out-of-memory failure."""
+def _run_split(lf, info, count: int, session) -> pa.Table:
+    """The plan split by key, doubling the partitions after an out-of-memory failure.
+
+    Each partition's answer is copied to the host as Arrow at pinned speed and the
+    answer assembled there: converting every partition to polars (strings into
+    polars' views) cost more than the query itself for an answer of ~1e8 rows."""
+    from workbench.frame.fetch import fetch
+
     def one(part_lf):
-        return _to_polars(_run_gpu(part_lf, session, "in-memory", resident=False), session)
+        return fetch(_run_gpu(part_lf, session, "in-memory", resident=False), session.transfers)[0]
 
     size = info.frame_bytes
     prefilter, room = {}, 0

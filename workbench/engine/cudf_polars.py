@@ -143,8 +143,9 @@ def row_filters(lf: pl.LazyFrame, engine, why: list | None = None) -> dict:
 def _filter_chain(scan, parents):
     """The highest filter of the row-wise run straight above ``scan`` (the scan itself
     when polars pushed a predicate into it), and why there is none."""
-    if scan.options[-1] not in (None, -1):
-        return None, "a row limit in the scan"
+    limit = _scan_limit(scan)
+    if limit is not None:
+        return None, f"a row limit of {limit:,} in the scan"
     top = None
     if scan.predicate is not None:
         if not _row_wise(scan.predicate.value):
@@ -167,6 +168,16 @@ def _filter_chain(scan, parents):
     if top is None:
         return None, f"no row-wise filter straight above the scan (it stops at {stop})"
     return top, ""
+
+
+def _scan_limit(scan) -> int | None:
+    """The row limit polars pushed into ``scan``, or None. cudf-polars keeps polars' scan
+    options after the function, the columns and the source type; the limit is the one
+    integer among them (a flag such as schema validation is a bool, not a limit)."""
+    for value in scan.options[3:]:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
 
 
 def _kinds(e) -> str:

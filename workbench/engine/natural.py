@@ -7,7 +7,9 @@ forms the GPU engine has — per-group sums for correlation and covariance, a pe
 rank for ``top_k`` — through :func:`workbench.collect`, and polars on the CPU finishes
 from those small results: the correlations from the sums, the lists of the top values,
 and whatever the plan does after the group-by. Only the group-by's aggregated result
-is on the CPU, never the frame's rows.
+is on the CPU, never the frame's rows. A ``top_k`` list exploded right after (the
+largest k rows per group, as users ask for them) is the ranked rows themselves (polars leaves the order of a top_k's
+values unspecified), and no lists are built.
 
 The group-by node is replaced inside polars' optimised plan (the ``post_opt_callback``
 through which polars hands a plan to the GPU engine), so the rest of the plan runs
@@ -59,6 +61,8 @@ class _GroupBy:
     tops: list[tuple[str, str, int, bool]] = field(default_factory=list)  # alias, col, k, largest
     outputs: list[tuple[str, pl.Expr]] = field(default_factory=list)  # name, over the pieces
     names: itertools.count = field(default_factory=itertools.count)
+    #: the plan explodes the one top_k list right above: its rows are the ranked rows
+    exploded: bool = False
 
     def alias(self) -> str:
         return f"__wb{next(self.names)}"
@@ -88,6 +92,9 @@ def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl
 def _find(nt, node: int) -> list[tuple[int, _GroupBy]]:
     nt.set_node(node)
     ir = nt.view_current_node()
+    if (spec := _exploded_top_k(nt, node, ir)) is not None:
+        return [(node, spec)]
+    nt.set_node(node)
     if type(ir).__name__ == "GroupBy":
         try:
             return [(node, _parse(nt, ir))]
@@ -98,6 +105,29 @@ def _find(nt, node: int) -> list[tuple[int, _GroupBy]]:
         found.extend(_find(nt, child))
         nt.set_node(node)
     return found
+
+
+def _exploded_top_k(nt, node: int, ir) -> _GroupBy | None:
+    """The group-by under ``explode`` of its one ``top_k`` list, as users ask for the
+    largest k rows per group (db-benchmark's q8): the exploded rows are the ranked rows
+    themselves, so neither the lists nor the explode are built."""
+    if type(ir).__name__ != "MapFunction" or ir.function[0] != "explode":
+        return None
+    nt.set_node(ir.input)
+    below = nt.view_current_node()
+    if type(below).__name__ != "GroupBy":
+        return None
+    try:
+        spec = _parse(nt, below)
+    except (_Refuse, NotImplementedError):
+        return None
+    if spec.main or len(spec.tops) != 1 or \
+            [n for n, e in spec.outputs] != list(ir.function[1]) or \
+            str(spec.outputs[0][1]) != str(pl.col(spec.tops[0][0])):
+        return None
+    nt.set_node(node)
+    spec.schema, spec.exploded = dict(nt.get_schema()), True
+    return spec
 
 
 def _parse(nt, ir) -> _GroupBy:
@@ -224,6 +254,10 @@ def _evaluate(spec: _GroupBy, run) -> pl.DataFrame:
                   .with_columns(pl.col(c).rank("ordinal", descending=largest).over(spec.keys)
                                 .alias("__rank"))
                   .filter(pl.col("__rank") <= k).select(*spec.keys, c))
+        if spec.exploded:  # polars orders neither top_k's lists nor so their explode
+            (out_name, _), = spec.outputs
+            rows = run(ranked.select(*spec.keys, pl.col(c).alias(out_name)))
+            return rows.cast({n: t for n, t in spec.schema.items() if rows.schema[n] != t})
         lists = run(ranked).group_by(spec.keys).agg(pl.col(c).sort(descending=largest).alias(name))
         result = lists if result is None else result.join(lists, on=spec.keys, how="left",
                                                            nulls_equal=True)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
 from workbench.engine import expressions
 
@@ -73,8 +74,14 @@ class Split:
         """Cut into ranges of rows, not by key: the plan works row by row over one Frame."""
         return all(not k for k in self.keys.values())
 
-    def finish(self, parts: list[pl.DataFrame]) -> pl.DataFrame:
-        """The plan's answer from its partitions' answers."""
+    def finish(self, parts: list):
+        """The plan's answer from its partitions' answers (polars DataFrames, or Arrow
+        tables: Arrow in, Arrow out, unless a final sort or limit needs polars)."""
+        if isinstance(parts[0], pa.Table):
+            out = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+            if self.sort is None and self.limit is None:
+                return out
+            parts = [pl.from_arrow(out)]
         out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
         if self.sort is not None:
             by, descending, nulls_last, stable = self.sort

@@ -119,6 +119,17 @@ class Frame:
         frame._device = result
         return frame
 
+    @classmethod
+    def _from_result(cls, table: pa.Table) -> Frame:
+        """A frame over a GPU query's answer gathered on the host (a split's), left in
+        plain memory like a fetched device result: an answer is most often read on the
+        CPU, and registering its pages (~0.1 s per GB on the H200 machine) would be paid
+        for a GPU read that may never come."""
+        frame = cls.__new__(cls)
+        frame._host = normalize(table)
+        frame._start(frame._host.column_names, None)
+        return frame
+
     @property
     def _table(self) -> pa.Table:
         if self._host is None:
