@@ -451,21 +451,13 @@ def test_the_split_stops_after_a_partition_that_held_every_row():
     assert_frame_equal(got, lf.collect())
 
 
-def test_the_scan_row_limit_is_told_from_its_flags():
-    # cudf-polars' PythonScan options: function, columns, source type, then polars' own
-    # (a limit, flags); only a non-negative integer is a limit a prefilter must respect
-    from types import SimpleNamespace
-
-    from workbench.engine.cudf_polars import _scan_limit
-
-    def scan(*rest):
-        return SimpleNamespace(options=(len, ["a"], "pyarrow", *rest))
-
-    assert _scan_limit(scan(None, False)) is None
-    assert _scan_limit(scan(None, True)) is None
-    assert _scan_limit(scan(-1)) is None
-    assert _scan_limit(scan(5, False)) == 5
-    assert _scan_limit(scan(("pred",), 0, True)) == 0
+def test_the_scan_row_limit_is_read_from_polars_plan():
+    # a row limit polars pushes into a Frame's scan keeps the prefilter away (its first
+    # rows are not its first passing rows); a filter pushed there is no limit
+    f = wb.Frame.from_polars(pl.DataFrame({"k": [1, 2, 3, 4], "v": [1.0, 2.0, 3.0, 4.0]}))
+    assert inspect(f.lazy().head(3)).inputs[0].row_limit == 3
+    assert inspect(f.lazy().filter(pl.col("v") > 1)).inputs[0].row_limit is None
+    assert inspect(f.lazy().filter(pl.col("v") > 1).group_by("k").len()).inputs[0].row_limit is None
 
 
 @settings(max_examples=25, deadline=None)

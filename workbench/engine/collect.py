@@ -217,7 +217,8 @@ def _run_split(lf, info, count: int, session) -> pa.Table:
         why: list = []
         try:  # the filters above a Frame's scan, applied while its rows are cut
             prefilter = cudf_polars.row_filters(
-                lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True), why)
+                lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True), why,
+                {id(i.frame): i.row_limit for i in info.inputs if i.frame is not None})
         except Exception as err:  # noqa: BLE001 - then the partitions filter, as before
             why = [_reason(err)]
         if why:

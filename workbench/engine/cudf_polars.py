@@ -89,14 +89,17 @@ def _row_wise(e) -> bool:
     return all(_row_wise(c) for c in e.children)
 
 
-def row_filters(lf: pl.LazyFrame, engine, why: list | None = None) -> dict:
+def row_filters(lf: pl.LazyFrame, engine, why: list | None = None,
+                limits: dict | None = None) -> dict:
     """For each Frame scanned once in ``lf``: ``keep(columns, names, feed)`` -> the
     columns of the rows that pass the filters straight above its scan (a row-wise
     predicate polars pushed into the scan, then the run of row-wise ``filter`` /
     ``with_columns`` steps above it, up to its last filter), by ``id(frame)``. The steps
     are cudf-polars' own, evaluated over a chunk's columns; the plan still applies them
     in every partition, to rows that all pass. ``why`` receives, per Frame without
-    one, the reason."""
+    one, the reason. ``limits`` maps ``id(frame)`` to a row limit polars pushed into its
+    scan (read from polars' plan: cudf-polars' scan options do not say it plainly); a
+    Frame with one is left alone, as its first rows are not its first passing rows."""
     why = [] if why is None else why
     from cudf_polars.dsl.translate import Translator
 
@@ -130,6 +133,10 @@ def row_filters(lf: pl.LazyFrame, engine, why: list | None = None) -> dict:
             why.append(f"a Frame of {len(found[0][0]):,} rows is scanned {len(found)} times")
             continue
         frame, scan = found[0]
+        limit = (limits or {}).get(key)
+        if limit is not None:
+            why.append(f"Frame of {len(frame):,} rows: a row limit of {limit:,} in the scan")
+            continue
         top, reason = _filter_chain(scan, parents)
         if top is not None:
             out[key] = _keeper(frame, top)
@@ -143,9 +150,6 @@ def row_filters(lf: pl.LazyFrame, engine, why: list | None = None) -> dict:
 def _filter_chain(scan, parents):
     """The highest filter of the row-wise run straight above ``scan`` (the scan itself
     when polars pushed a predicate into it), and why there is none."""
-    limit = _scan_limit(scan)
-    if limit is not None:
-        return None, f"a row limit of {limit:,} in the scan"
     top = None
     if scan.predicate is not None:
         if not _row_wise(scan.predicate.value):
@@ -168,16 +172,6 @@ def _filter_chain(scan, parents):
     if top is None:
         return None, f"no row-wise filter straight above the scan (it stops at {stop})"
     return top, ""
-
-
-def _scan_limit(scan) -> int | None:
-    """The row limit polars pushed into ``scan``, or None. cudf-polars keeps polars' scan
-    options after the function, the columns and the source type; the limit is the one
-    integer among them (a flag such as schema validation is a bool, not a limit)."""
-    for value in scan.options[3:]:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
 
 
 def _kinds(e) -> str:

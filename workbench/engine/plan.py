@@ -50,6 +50,8 @@ class Input:
     columns: tuple[str, ...]
     nbytes: int | None
     what: str
+    #: a row limit polars pushed into the scan (a ``head`` straight above it), or None
+    row_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ def _input(ir) -> Input:
     if frame is None:
         return Input(None, (), None, "a file scan" if kind == "Scan" else "a polars frame")
     names = tuple(ir.options[1]) if ir.options[1] is not None else tuple(frame.columns)
-    return Input(frame, names, _column_bytes(frame, names), f"Frame {len(frame):,} rows")
+    return Input(frame, names, _column_bytes(frame, names), f"Frame {len(frame):,} rows",
+                 ir.options[4])
 
 
 def _frame_of(scan_ir):
