@@ -303,6 +303,38 @@ def test_unified_memory_splits_beyond_host_memory(name):
     assert c.executor == "split" and c.partitions >= 2 and c.moves == 0
 
 
+@pytest.mark.parametrize("groups", [1, 100, 3_000, 50_000, 200_000])
+def test_the_group_count_is_read_from_a_sample_of_the_keys(monkeypatch, groups):
+    # 200k rows, 16k sampled in 64 slices: within a third of the truth for keys spread
+    # at random, from one group to one per row (scaling the sample's count up would
+    # say 200k for 50k groups); sorted keys read low, never high
+    from workbench.engine import plan
+
+    monkeypatch.setattr(plan, "SAMPLE_ROWS", 1 << 14)
+    wb.init(backend="cpu")
+    rows = 200_000
+    keys = np.random.default_rng(groups).permutation(np.arange(rows) % groups)
+    f = wb.Frame.from_polars(pl.DataFrame({"k": keys, "j": keys % 7, "v": np.ones(rows)}))
+    share = plan.group_share(inspect(f.lazy().group_by("k", "j").agg(pl.col("v").sum())))
+    assert abs(share * rows / groups - 1) < 1 / 3
+    ordered = wb.Frame.from_polars(pl.DataFrame({"k": np.sort(keys), "v": np.ones(rows)}))
+    low = plan.group_share(inspect(ordered.lazy().group_by("k").agg(pl.col("v").sum())))
+    assert low * rows <= groups * 4 / 3
+    # no key split of one Frame: nothing to read
+    assert plan.group_share(inspect(f.lazy().select(pl.col("v").sum()))) == 0.0
+
+
+def test_a_simple_group_by_with_a_group_per_row_is_split_at_once():
+    # streaming would build all the groups on the device, fail, and only then split
+    policy = choose(hardware_profile("h100"), budget="64kB")
+    wb.init(backend="cpu")
+    f = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(10_000), "v": np.ones(10_000)}))
+    c = strategy.choose(inspect(f.lazy().group_by("k").agg(pl.col("v").sum())), policy,
+                        resident_limit=32_000)
+    assert c.executor == "split" and "a sample of its keys" in c.reason
+    assert 160_000 / c.partitions <= 64_000 / strategy.PARTITION_SHARE
+
+
 def test_discrete_gpu_beyond_the_resident_limit_splits_or_streams():
     policy = choose(hardware_profile("h100"), budget="64kB")
     info, _ = _info(10_000, split=True)  # 80 kB

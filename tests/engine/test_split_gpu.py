@@ -59,12 +59,16 @@ CHILD = textwrap.dedent("""
         "most_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 10).with_columns(
             (pl.col("v1") * 2).alias("w")),
         "largest_five": lambda x, y: x.sort("v1", descending=True).head(5),
+        # a sum per (id3, v1): a group per row, which a sample of the keys shows, so it is
+        # split at once instead of streaming (which would fail on so many groups first)
+        "a_group_per_row": lambda x, y: x.group_by("id3", "v1").agg(pl.col("v3").sum()),
     }
     ORDERED = ("top_groups", "few_rows_in_order", "most_rows_in_order", "largest_five")
     out = {}
     for name, q in queries.items():
-        mark = len(s.log)
+        mark, moved = len(s.log), len(s.transfers)
         got = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True)
+        cut = [t for t in s.transfers.since(moved) if t.what == "split: partitions to the host"]
         want = q(x.lazy(), y.lazy()).collect()
         if name not in ORDERED:
             got, want = got.sort(got.columns), want.sort(want.columns)
@@ -74,7 +78,8 @@ CHILD = textwrap.dedent("""
         except AssertionError as err:
             same = str(err)[:300]
         out[name] = {"same": same, "rows": got.height,
-                     "notes": [m for _, m in s.log[mark:]], "explain": str(wb.explain(q(fx.lazy(), fy.lazy())))}
+                     "notes": [m for _, m in s.log[mark:]], "cut_kinds": sorted({t.kind for t in cut}),
+                     "explain": str(wb.explain(q(fx.lazy(), fy.lazy())))}
         if name == "result_larger_than_budget":  # the split's answer kept as a Frame
             framed = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True, as_frame=True)
             placed = set(framed.placement()["location"])
@@ -106,6 +111,12 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert any("split by key into" in m for m in out[name]["notes"]), (name, out[name]["notes"])
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
+    # the cut partitions come back through the pinned staging buffers
+    assert out["median_by_high_card"]["cut_kinds"] == ["pinned"], out["median_by_high_card"]
+    per_row = out["a_group_per_row"]
+    assert per_row["same"] is True and per_row["rows"] > 39_000_000, per_row
+    assert "a sample of its keys" in per_row["explain"], per_row["explain"]
+    assert not any("streaming" in m for m in per_row["notes"]), per_row["notes"]
     # kept as a Frame, the answer gathered on the host is the same, in plain host memory
     assert out["result_larger_than_budget"]["as_frame_same"] is True, out["result_larger_than_budget"]
     assert out["result_larger_than_budget"]["as_frame_placement"] == ["host plain"], \

@@ -1,4 +1,5 @@
-"""How a GPU query is run, chosen from its plan and the memory policy (a pure function).
+"""How a GPU query is run, chosen from its plan, the memory policy and, for a simple
+group-by over more than fits, a sample of its keys.
 
 * **in-memory**: cudf-polars' in-memory executor over the frames' columns, made
   resident on the device (views of the host buffers on unified memory). The fast
@@ -19,7 +20,8 @@
   plans that do not split by key, and first for *simple* ones (group-bys that only
   sum, count, average or take extremes): it answers those in one pass over the data,
   measured several times faster than a split on the H200. If it fails (a result
-  too large for the device), the split follows.
+  too large for the device), the split follows; a simple plan whose groups a sample
+  of its keys shows to outgrow a partition (nearly a group per row) is split at once.
 
 >>> from workbench.engine.plan import PlanInfo, Split
 >>> p = partitions_for(40 * 2**30, device_memory=2**30)
@@ -73,12 +75,24 @@ def choose(info, policy, resident_limit: int) -> Choice:
         return Choice("streaming", 1, f"{over}; the plan works row by row and ends in a limit: "
                       "streaming executor over chunks (split into row ranges if that fails)",
                       0 if unified else size)
+    if info.split is not None and (groups := _answer_bytes(info)) > partition_room(policy.device_memory or room):
+        count = partitions_for(size, policy.device_memory or room)
+        return Choice("split", count, f"{over}; a sample of its keys says its groups alone take "
+                      f"about {format_bytes(groups)}, more than the streaming executor holds: "
+                      f"split into {count} partitions by key", 0 if unified else 2 * size)
     if info.split is not None:
         return Choice("streaming", 1, f"{over}; the plan only sums, counts, averages or takes "
                       "extremes: streaming executor over chunks (split by key if that fails)",
                       0 if unified else size)
     return Choice("streaming", 1, f"{over} and the plan does not split by key "
                   f"({info.why_not}): streaming executor over chunks", 0 if unified else size)
+
+
+def _answer_bytes(info) -> int:
+    """The bytes a simple plan's groups take, about: its input's share of the groups."""
+    from workbench.engine.plan import group_share
+
+    return int(group_share(info) * info.frame_bytes)
 
 
 def partition_room(device_memory: int) -> int:

@@ -300,10 +300,11 @@ def scatter(columns, keys: list[int], count: int, names: list[str], log) -> tupl
                                              [plc.types.Order.ASCENDING],
                                              [plc.types.NullOrder.AFTER])
     del bucket
+    from workbench.frame.fetch import staged  # fetch builds on this module
+
     start = time.perf_counter()
-    host = ordered.to_arrow(metadata=names)
-    host = host if isinstance(host, pa.Table) else pa.table(host)
-    log.record("split: partitions to the host", host.nbytes, "device-to-host", "pageable",
+    host, kind = staged(ordered.columns(), names)
+    log.record("split: partitions to the host", host.nbytes, "device-to-host", kind,
                time.perf_counter() - start)
     offsets = list(offsets)
     if len(offsets) == count:  # the starts only: add the end

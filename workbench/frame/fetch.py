@@ -132,7 +132,7 @@ def fetch(result: DeviceTable, log) -> tuple[pa.Table, str]:
     """
     start = time.perf_counter()
     if all(plain(dtype) for dtype in result.schema.dtypes()):
-        table, kind = _staged(result.columns, result.names)
+        table, kind = staged(result.columns, result.names)
     else:
         table, kind = result.to_polars().to_arrow(), "pageable"
     table = normalize(table)
@@ -140,7 +140,9 @@ def fetch(result: DeviceTable, log) -> tuple[pa.Table, str]:
     return table, kind
 
 
-def _staged(columns, names) -> tuple[pa.Table, str]:
+def staged(columns, names) -> tuple[pa.Table, str]:
+    """Device columns as an Arrow table in new host memory (copied through the pinned
+    staging buffers, or by libcudf for layouts Arrow does not share), and the kind."""
     types = [host_type(col) for col in columns]
     staged = [i for i, t in enumerate(types) if t is not None]
     arrays: list = [None] * len(columns)

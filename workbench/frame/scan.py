@@ -27,8 +27,10 @@ not once per partition. The feed is set by the engine for the duration of one GP
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -236,12 +238,7 @@ def _one_or(pieces: list, frame, wanted, part: Partition):
         return pieces[part.index]
     key = (ONE, id(frame), tuple(wanted))
     if key not in part.scattered:
-        import pyarrow as pa
-
-        from workbench.frame.frame import Frame
-
-        part.scattered[key] = Frame.from_arrow(pa.concat_tables([p._table for p in pieces])
-                                               .combine_chunks())
+        (part.scattered[key],) = _joined([[p._table for p in pieces]])
     return part.scattered[key]
 
 
@@ -249,17 +246,14 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
     """The frame's columns ``wanted`` cut into ``part.count`` host Frames in one pass.
 
     Each chunk goes to the device once, is hashed and reordered by partition there
-    and comes back to the host; each partition's pieces are joined into one table
-    (pinned where the policy pins host buffers), kept for the rest of the split.
+    and comes back to the host (through pinned staging); each partition's pieces are
+    joined into one plain-memory table, kept for the rest of the split.
     The filters straight above the Frame's scan (``part.prefilter``) are applied to
     each chunk on the device first, so only the rows they keep are cut and come back.
     """
     key = (id(frame), tuple(wanted))
     if key not in part.scattered:
-        import pyarrow as pa
-
         from workbench.frame import device
-        from workbench.frame.frame import Frame
 
         hashed = [wanted.index(k) for k in keys]
         pieces = [[] for _ in range(part.count)]
@@ -281,10 +275,25 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
                 pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
         if keep is not None:
             part.scattered[FILTERED] = (read, kept)
-        # Frames, so their host buffers stay pinned while the split runs
-        part.scattered[key] = [Frame.from_arrow(pa.concat_tables(p).combine_chunks())
-                               for p in pieces]
+        part.scattered[key] = _joined(pieces)
     return part.scattered[key]
+
+
+def _joined(pieces: list) -> list:
+    """Each partition's pieces (Arrow tables) joined into one plain-memory Frame, the
+    partitions in parallel (Arrow's concatenation releases the GIL). Not pinned: each
+    crosses to the device once or twice, and registering fresh pages (after moving
+    them onto pages of their own) cost more than the pageable copies it saves."""
+    import pyarrow as pa
+
+    from workbench.frame.frame import Frame
+    from workbench.frame.table import normalize
+
+    def join(tables):
+        return normalize(pa.concat_tables(tables, promote_options="permissive"))
+
+    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
+        return [Frame._from_result(t) for t in pool.map(join, pieces)]
 
 
 def _fits_resident(frame, names) -> bool:
