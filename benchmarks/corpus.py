@@ -2,7 +2,7 @@
 
     python benchmarks/corpus.py --scale 1e8 --budget 2GB --out results.json
         [--queries a,b] [--engines polars,polars-streaming,workbench] [--runs 2]
-        [--timeout 120] [--backend auto|cpu|gpu] [--as-frame] [--seed 0]
+        [--timeout 120] [--backend auto|cpu|gpu] [--as-frame] [--seed 0] [--profile FOLDER]
 
 The tables of ``corpus_queries.TABLES`` are generated at ``--scale`` rows (cached
 Parquet, ``workbench.datasets``) and loaded once per engine: polars reads them into
@@ -140,8 +140,8 @@ class Workbench:
 
     name = "workbench"
 
-    def __init__(self, as_frame: bool = False):
-        self.as_frame, self.busy = as_frame, None
+    def __init__(self, as_frame: bool = False, profile: str | None = None):
+        self.as_frame, self.busy, self.profile = as_frame, None, profile
 
     def load(self, paths):
         import workbench as wb
@@ -168,8 +168,11 @@ class Workbench:
         held = _counter(mr.allocation_counts, "current_bytes") if mr is not None else None
 
         def work():
-            try:
-                box["out"] = wb.collect(lf, as_frame=self.as_frame)
+            from training import profiled  # benchmarks/training.py: a cProfile summary
+
+            try:  # profiled here: cProfile follows the thread that enables it
+                with profiled(self.profile, q.name):
+                    box["out"] = wb.collect(lf, as_frame=self.as_frame)
             except BaseException as err:  # noqa: BLE001 - handed to the caller
                 box["err"] = err
 
@@ -222,9 +225,9 @@ def _where(gpu: bool, log: list[str], fallbacks: list[str]) -> str:
     return "gpu-streaming" if any("streaming" in m for m in log) else "gpu"
 
 
-def make_engines(names, as_frame=False):
+def make_engines(names, as_frame=False, profile=None):
     known = {"polars": PolarsCPU, "polars-streaming": PolarsStreaming,
-             "workbench": lambda: Workbench(as_frame)}
+             "workbench": lambda: Workbench(as_frame, profile)}
     return [known[n]() for n in names]
 
 
@@ -343,7 +346,7 @@ def write_atomic(path: Path, result: dict) -> None:
 
 def run_corpus(scale: int, out: Path, *, budget=None, queries=None, engines=ENGINES, runs: int = 2,
                timeout: float = 120.0, backend: str = "auto", as_frame: bool = False, seed: int = 0,
-               say=print) -> dict:
+               profile: str | None = None, say=print) -> dict:
     """Run the corpus; the result as written to ``out`` (a JSON file)."""
     import workbench as wb
     from workbench.bench.report import machine_info, now_utc
@@ -362,7 +365,7 @@ def run_corpus(scale: int, out: Path, *, budget=None, queries=None, engines=ENGI
               "data_seconds": time.perf_counter() - t0, "tables": table_sizes(paths), "load": {},
               "queries": []}
     say(f"data: {result['data_seconds']:.1f} s")
-    live = make_engines(engines, as_frame)
+    live = make_engines(engines, as_frame, profile)
     for eng in live:
         start = time.perf_counter()
         sizes = eng.load(paths)
@@ -468,6 +471,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--as-frame", action="store_true", help="workbench answers stay on the device")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default=None,
+                    help="folder for a cProfile summary of each workbench query (its last run)")
     ap.add_argument("--data-only", action="store_true",
                     help="generate (or check) the cached tables, print their sizes, run nothing")
     a = ap.parse_args(argv)
@@ -508,7 +513,7 @@ def main(argv=None) -> int:
         out = out / f"corpus-{scale:.0e}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     result = run_corpus(scale, out, budget=a.budget, queries=names, engines=engines, runs=a.runs,
                         timeout=a.timeout, backend=a.backend, as_frame=a.as_frame, seed=a.seed,
-                        say=lambda line: print(line, flush=True))
+                        profile=a.profile, say=lambda line: print(line, flush=True))
     print_table(result)
     print(f"wrote {out}")
     return 0

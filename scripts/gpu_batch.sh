@@ -77,9 +77,9 @@ run() {
         timeout "$(t 300)" python3 benchmarks/groupby_wordings.py --rows 1e8 --budget "${BUDGET:-1GB}" \
           --questions "${QS:-q10}" --wordings user --profile "$OUT/profile" --out "$OUT/q-budget.json"
         cat "$OUT"/profile/*.txt 2>/dev/null | head -n 120 ;;
-      corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB)
+      corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB); PROFILE=1: each query profiled
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
-          ${QUERIES:+--queries "$QUERIES"} --out "$OUT/corpus.json" ;;
+          ${QUERIES:+--queries "$QUERIES"} ${PROFILE:+--profile "$OUT/corpus-profile"} --out "$OUT/corpus.json" ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)

@@ -188,7 +188,8 @@ def test_the_command_end_to_end(data, tmp_path):
     out.mkdir()
     env = {**__import__("os").environ, "WORKBENCH_DATA": str(data)}
     p = subprocess.run([sys.executable, str(BENCH / "corpus.py"), "--scale", str(SCALE), "--budget", "2GB",
-                        "--out", str(out), "--backend", "cpu", "--runs", "1", "--queries", ",".join(FEW)],
+                        "--out", str(out), "--backend", "cpu", "--runs", "1", "--queries", ",".join(FEW),
+                        "--profile", str(tmp_path / "prof")],
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     (path,) = out.glob("corpus-*.json")
@@ -196,6 +197,9 @@ def test_the_command_end_to_end(data, tmp_path):
     assert [q["name"] for q in res["queries"]] == FEW
     assert res["summary"]["answered_by_all"] == len(FEW)
     assert "total (answered by all)" in p.stdout and "join4_big" in p.stdout
+    # each workbench query profiled in the thread that ran it: collect is in its summary
+    for name in FEW:
+        assert "collect" in (tmp_path / "prof" / f"{name}.txt").read_text()
 
 
 def test_data_only_makes_the_tables_and_runs_nothing(data, tmp_path, capsys):
