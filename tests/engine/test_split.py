@@ -514,3 +514,18 @@ def test_a_split_assembles_arrow_answers_as_polars_would(sizes, sort, limit, see
     got = pl.from_arrow(got) if isinstance(got, pa.Table) else got
     assert_frame_equal(got, want)
     assert isinstance(split.finish(arrow), pa.Table) == (not sort and limit is None)
+
+
+def test_a_join_whose_inputs_take_over_half_the_resident_limit_does_not_run_in_memory():
+    # beside its resident inputs a join holds the joined rows and its hash tables
+    policy = choose(hardware_profile("h100"), budget="64kB")
+    wb.init(backend="cpu")
+    left = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(2_500) % 50, "v": np.ones(2_500)}))
+    right = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(50), "w": np.arange(50.0)}))
+    lf = left.lazy().join(right.lazy(), on="k").group_by("k").agg(pl.col("w").sum())
+    c = strategy.choose(inspect(lf), policy, resident_limit=32_000)  # 20.8 kB of columns
+    assert c.executor != "in-memory" and "joined, exceed half" in c.reason
+    assert strategy.choose(inspect(lf), policy, resident_limit=90_000).executor == "in-memory"
+    # one frame's columns of the same size still run in memory
+    one = left.lazy().group_by("k").agg(pl.len())
+    assert strategy.choose(inspect(one), policy, resident_limit=32_000).executor == "in-memory"

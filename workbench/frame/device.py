@@ -4,14 +4,18 @@ Three jobs (the way back is :mod:`workbench.frame.fetch`):
 
 * pin host buffers *in place* (``cudaHostRegister``), so copies run at PCIe/C2C speed
   and kernels can read them mapped, without a second host copy;
-* move Arrow buffers to the device, one ``cudaMemcpy`` per buffer, recorded in the
-  session's transfer log;
+* move Arrow buffers to the device, one ``cudaMemcpy`` per registered buffer (large
+  unregistered ones in pieces through pinned staging buffers, threads in parallel),
+  recorded in the session's transfer log;
 * build pylibcudf columns over device (or device-visible host) buffers without
   going through pageable staging copies.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import queue
 import threading
 import time
 
@@ -21,6 +25,9 @@ import pyarrow as pa
 import pylibcudf as plc
 import rmm
 from cuda.bindings import runtime as cudart
+
+from workbench.frame.pages import anonymous
+from workbench.frame.table import copy_threads
 
 
 # cudaHostRegisterPortable | cudaHostRegisterMapped: usable from every context and
@@ -108,6 +115,53 @@ def unregister(ranges) -> None:
         cudart.cudaHostUnregister(start)
 
 
+# ---------------------------------------------------------------- staging
+# Copies of memory that is not registered hop through a few pinned staging buffers,
+# registered once per process: registering fresh pages for every copy costs more
+# (~0.5 s/GiB, and the driver does it one call at a time) than copying through a
+# pinned buffer, which threads do in parallel while the next piece crosses the bus.
+_STAGE_BYTES = 16 << 20
+_STAGED_FROM = 1 << 20  # smaller unregistered copies go pageable, in one call
+_STAGES = 8
+_stages: queue.SimpleQueue | None = None
+_stages_lock = threading.Lock()
+
+
+def staging() -> queue.SimpleQueue:
+    """The process's pinned staging buffers; take one with ``get``, give it back with ``put``."""
+    global _stages
+    with _stages_lock:
+        if _stages is None:
+            stages = queue.SimpleQueue()
+            for _ in range(_STAGES):
+                view = anonymous(_STAGE_BYTES)
+                _check(cudart.cudaHostRegister(view.ctypes.data, _STAGE_BYTES, 0),
+                       "cudaHostRegister")
+                stages.put(view)
+            _stages = stages
+    return _stages
+
+
+def _staged_upload(dst: int, src: int, nbytes: int) -> None:
+    """``nbytes`` of unregistered host memory at ``src`` to the device at ``dst``, in
+    pieces through the staging buffers: the host-side copies (the slow part, one
+    thread in the driver's own pageable copy) run on all the copy threads."""
+    stages, threads = staging(), os.cpu_count() or 1
+    step = min(_STAGE_BYTES, max(1 << 20, -(-nbytes // threads)))
+
+    def piece(start):
+        size = min(step, nbytes - start)
+        stage = stages.get()
+        try:
+            ctypes.memmove(stage.ctypes.data, src + start, size)  # releases the GIL
+            _check(cudart.cudaMemcpy(dst + start, stage.ctypes.data, size,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
+        finally:
+            stages.put(stage)
+
+    list(copy_threads().map(piece, range(0, nbytes, step)))
+
+
 # ---------------------------------------------------------------- host -> device
 class _Memory:
     """A CUDA-array-interface view of raw memory (host mapped, unified, or device)."""
@@ -124,8 +178,9 @@ class _Memory:
 def _copy_buffer(address: int, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
     """One host->device copy of ``nbytes`` of host memory into a new device allocation.
 
-    The registered part goes in one pinned copy, any part outside it (a buffer only
-    partly registered, e.g. a view into another frame's memory) in pageable ones.
+    The registered part goes in one pinned copy; any part outside it (plain memory, a
+    buffer only partly registered) through the staging buffers when it is large, in
+    pageable copies when small.
     """
     padded = -(-max(nbytes, 1) // _MASK_ALIGN) * _MASK_ALIGN
     dev = rmm.DeviceBuffer(size=padded)
@@ -133,12 +188,16 @@ def _copy_buffer(address: int, nbytes: int, what: str, log) -> rmm.DeviceBuffer:
     lo, hi = pinned_span(address, nbytes)
     pieces = [(address, lo), (lo, hi), (hi, end)] if hi > lo else [(address, end)]
     start = time.perf_counter()
+    staged = 0
     for a, b in pieces:
-        if b > a:
+        if b - a >= _STAGED_FROM and not (lo <= a < hi):
+            _staged_upload(dev.ptr + (a - address), a, b - a)
+            staged += b - a
+        elif b > a:
             _check(cudart.cudaMemcpy(dev.ptr + (a - address), a, b - a,
                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy")
     if log is not None:
-        kind = "pinned" if 2 * (hi - lo) >= nbytes > 0 else "pageable"
+        kind = "pinned" if 2 * (hi - lo + staged) >= nbytes > 0 else "pageable"
         log.record(what, nbytes, "host-to-device", kind, time.perf_counter() - start)
     return dev
 

@@ -9,11 +9,7 @@ engine or libcudf instead (pageable copies).
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -21,9 +17,9 @@ import pyarrow as pa
 import pylibcudf as plc
 from cuda.bindings import runtime as cudart
 
-from workbench.frame.device import _ARROW_TO_PLC, _TIME_UNITS, _check
+from workbench.frame.device import _ARROW_TO_PLC, _STAGE_BYTES, _TIME_UNITS, _check, staging
 from workbench.frame.pages import anonymous
-from workbench.frame.table import DeviceTable, normalize, plain
+from workbench.frame.table import DeviceTable, copy_threads, normalize, plain
 
 _PLC_TO_ARROW = {v: k for k, v in _ARROW_TO_PLC.items()}
 for _unit, _name in _TIME_UNITS.items():
@@ -45,30 +41,6 @@ def host_type(col: plc.Column) -> pa.DataType | None:
     return _PLC_TO_ARROW.get(tid)
 
 
-# Device->host copies hop through a few pinned staging buffers, registered once per
-# process: registering fresh pages for every result costs more (~0.5 s/GiB, and the
-# driver does it one call at a time) than copying them out of a pinned buffer, which
-# threads do in parallel while the next piece crosses the bus.
-_STAGE_BYTES = 16 << 20
-_STAGES = 8
-_stages: queue.SimpleQueue | None = None
-_stages_lock = threading.Lock()
-
-
-def _staging() -> queue.SimpleQueue:
-    global _stages
-    with _stages_lock:
-        if _stages is None:
-            stages = queue.SimpleQueue()
-            for _ in range(_STAGES):
-                view = anonymous(_STAGE_BYTES)
-                _check(cudart.cudaHostRegister(view.ctypes.data, _STAGE_BYTES, 0),
-                       "cudaHostRegister")
-                stages.put(view)
-            _stages = stages
-    return _stages
-
-
 def _last_offset(col: plc.Column, wide: bool) -> int:
     """The characters' byte count of a strings column: its last offset (a tiny copy)."""
     n, width = col.size(), 8 if wide else 4
@@ -78,10 +50,10 @@ def _last_offset(col: plc.Column, wide: bool) -> int:
     return int(out[0])
 
 
-def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> list[pa.Array]:
+def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType]) -> list[pa.Array]:
     """Device columns as Arrow arrays in new host memory, copied through pinned staging.
 
-    Every buffer is cut into pieces of the staging size; ``pool``'s threads each take
+    Every buffer is cut into pieces of the staging size; the copy threads each take
     a staging buffer, copy a piece into it at pinned speed and from it into the
     destination, so the host side (page faults, memcpy) runs in parallel. The arrays
     live in anonymous page-aligned mappings (plain memory, not registered).
@@ -104,7 +76,7 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> 
     pieces = [(ptr + start, targets[i, j], start, min(_STAGE_BYTES, size - start))
               for i, plan in enumerate(plans) for j, part in enumerate(plan) if part is not None
               for ptr, size in [part] for start in range(0, size, _STAGE_BYTES)]
-    stages = _staging()
+    stages = staging()
 
     def copy(piece):
         src, dst, start, size = piece
@@ -116,7 +88,7 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType], pool) -> 
         finally:
             stages.put(stage)
 
-    list(pool.map(copy, pieces))
+    list(copy_threads().map(copy, pieces))
     arrays = []
     for i, (col, typ, plan) in enumerate(zip(columns, arrow_types, plans)):
         buffers = [None if part is None else pa.py_buffer(targets[i, j]).slice(0, part[1])
@@ -146,8 +118,7 @@ def staged(columns, names) -> tuple[pa.Table, str]:
     types = [host_type(col) for col in columns]
     staged = [i for i, t in enumerate(types) if t is not None]
     arrays: list = [None] * len(columns)
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        fetched = to_host([columns[i] for i in staged], [types[i] for i in staged], pool)
+    fetched = to_host([columns[i] for i in staged], [types[i] for i in staged])
     for i, array in zip(staged, fetched):
         arrays[i] = array
     for i, array in enumerate(arrays):

@@ -27,10 +27,8 @@ not once per partition. The feed is set by the engine for the duration of one GP
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -281,19 +279,18 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
 
 def _joined(pieces: list) -> list:
     """Each partition's pieces (Arrow tables) joined into one plain-memory Frame, the
-    partitions in parallel (Arrow's concatenation releases the GIL). Not pinned: each
-    crosses to the device once or twice, and registering fresh pages (after moving
-    them onto pages of their own) cost more than the pageable copies it saves."""
+    partitions in parallel on the copy threads (Arrow's concatenation releases the
+    GIL). Not pinned: each crosses to the device once or twice, through the staging
+    buffers, cheaper than registering fresh pages."""
     import pyarrow as pa
 
     from workbench.frame.frame import Frame
-    from workbench.frame.table import normalize
+    from workbench.frame.table import copy_threads, normalize
 
-    def join(tables):
-        return normalize(pa.concat_tables(tables, promote_options="permissive"))
+    def join(tables):  # one chunk per column here: normalize then starts no threads
+        return normalize(pa.concat_tables(tables, promote_options="permissive").combine_chunks())
 
-    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
-        return [Frame._from_result(t) for t in pool.map(join, pieces)]
+    return [Frame._from_result(t) for t in copy_threads().map(join, pieces)]
 
 
 def _fits_resident(frame, names) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -9,6 +10,14 @@ from typing import Any, Callable
 
 import polars as pl
 import pyarrow as pa
+
+
+@functools.cache
+def copy_threads() -> ThreadPoolExecutor:
+    """The process's threads for copies that release the GIL (staged transfers,
+    concatenations), made once: a pool per copy started thousands of threads over a
+    split's partitions. Its tasks never wait on it."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="workbench-copy")
 
 
 def normalize(table: pa.Table) -> pa.Table:
