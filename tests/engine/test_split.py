@@ -529,3 +529,10 @@ def test_a_join_whose_inputs_take_over_half_the_resident_limit_does_not_run_in_m
     # one frame's columns of the same size still run in memory
     one = left.lazy().group_by("k").agg(pl.len())
     assert strategy.choose(inspect(one), policy, resident_limit=32_000).executor == "in-memory"
+    # a semi or anti join keeps rows of one side only, like a filter: in memory too
+    # (40.8 kB of columns under a 45 kB limit)
+    for how in ("semi", "anti"):
+        kept = left.lazy().join(right.lazy().filter(pl.col("w") > 9), on="k", how=how)
+        assert inspect(kept).widening_joins == 0
+        assert strategy.choose(inspect(kept), policy, resident_limit=45_000).executor == "in-memory"
+    assert inspect(lf).widening_joins == 1

@@ -97,6 +97,8 @@ class PlanInfo:
     inputs: tuple[Input, ...]
     split: Split | None
     why_not: str = ""
+    #: joins whose answer carries columns of both sides (not semi or anti joins)
+    widening_joins: int = 0
 
     @property
     def frame_bytes(self) -> int:
@@ -122,27 +124,34 @@ def inspect(lf: pl.LazyFrame) -> PlanInfo:
     """Inputs and key split of ``lf``'s optimised plan (see the module docstring)."""
     nt = lf._ldf.visit()
     root = nt.get_node()
+    joins: list[str] = []
     try:
-        inputs = tuple(_inputs(nt, root))
+        inputs = tuple(_inputs(nt, root, joins))
     except NotImplementedError as err:  # a node polars' IR view cannot show (a Python UDF)
         return PlanInfo((), None, f"the plan holds what polars' plan view cannot show ({err})")
+    widening = sum(how not in ("Semi", "Anti") for how in joins)
     nt.set_node(root)
     try:
-        return PlanInfo(inputs, _split(nt))
+        return PlanInfo(inputs, _split(nt), widening_joins=widening)
     except _NoSplit as why:
-        return PlanInfo(inputs, None, str(why))
+        return PlanInfo(inputs, None, str(why), widening)
     except NotImplementedError as err:
-        return PlanInfo(inputs, None, f"an expression polars' plan view cannot show ({err})")
+        return PlanInfo(inputs, None, f"an expression polars' plan view cannot show ({err})",
+                        widening)
 
 
-def _inputs(nt, node: int) -> list[Input]:
+def _inputs(nt, node: int, joins: list[str]) -> list[Input]:
+    """The plan's scans below ``node``; the kind of each join met is added to ``joins``."""
     nt.set_node(node)
     ir = nt.view_current_node()
     found: list[Input] = []
-    if type(ir).__name__ in ("PythonScan", "Scan", "DataFrameScan"):
+    kind = type(ir).__name__
+    if kind in ("PythonScan", "Scan", "DataFrameScan"):
         found.append(_input(ir))
+    elif kind == "Join":
+        joins.append(str(ir.options[0]))
     for child in nt.get_inputs():
-        found.extend(_inputs(nt, child))
+        found.extend(_inputs(nt, child, joins))
         nt.set_node(node)
     return found
 

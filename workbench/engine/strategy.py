@@ -61,7 +61,8 @@ def choose(info, policy, resident_limit: int) -> Choice:
     # A join in memory holds its resident inputs and, beside them, the joined rows
     # and hash tables, about as large again: measured out of memory at 1 GB with
     # inputs just under the resident limit, the retry costing more than the query.
-    joins = not unified and sum(i.frame is not None for i in info.inputs) > 1
+    # A semi or anti join only keeps rows of one side, like a filter.
+    joins = not unified and info.widening_joins > 0
     if size * (2 if joins else 1) <= room:
         where = ("fits the memory the GPU shares with the CPU (read in place, nothing copied)"
                  if unified else "fits the resident limit")
