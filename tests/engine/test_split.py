@@ -333,6 +333,11 @@ def test_a_simple_group_by_with_a_group_per_row_is_split_at_once():
                         resident_limit=32_000)
     assert c.executor == "split" and "a sample of its keys" in c.reason
     assert 160_000 / c.partitions <= 64_000 / strategy.PARTITION_SHARE
+    # groups taking about half the device memory: the streaming executor holds them
+    few = wb.Frame.from_polars(pl.DataFrame({"k": np.arange(10_000) % 2_000, "v": np.ones(10_000)}))
+    c = strategy.choose(inspect(few.lazy().group_by("k").agg(pl.col("v").sum())), policy,
+                        resident_limit=32_000)
+    assert c.executor == "streaming", c.reason
 
 
 def test_discrete_gpu_beyond_the_resident_limit_splits_or_streams():
@@ -536,3 +541,13 @@ def test_a_join_whose_inputs_take_over_half_the_resident_limit_does_not_run_in_m
         assert inspect(kept).widening_joins == 0
         assert strategy.choose(inspect(kept), policy, resident_limit=45_000).executor == "in-memory"
     assert inspect(lf).widening_joins == 1
+    # a median, quantile or distinct count per group sorts copies of its values
+    for agg in (pl.col("v").median(), pl.col("v").quantile(0.9), pl.col("v").n_unique(),
+                (pl.col("v").median() * 2).alias("m2")):
+        q = left.lazy().group_by("k").agg(agg)
+        assert inspect(q).split.sorting, agg
+        c = strategy.choose(inspect(q), policy, resident_limit=45_000)
+        assert c.executor == "split" and "sorted per group, exceed half" in c.reason, c.reason
+    summed = left.lazy().group_by("k").agg(pl.col("v").sum(), pl.col("v").std().alias("s"))
+    assert not inspect(summed).split.sorting
+    assert strategy.choose(inspect(summed), policy, resident_limit=45_000).executor == "in-memory"

@@ -17,6 +17,26 @@ def column(nt, named) -> str | None:
 
 
 DECOMPOSABLE = {"sum", "mean", "min", "max", "count"}
+#: aggregations libcudf answers by sorting each group's values: memory for copies of them
+SORTING = {"median", "quantile", "n_unique"}
+
+
+def sorts_values(nt, node: int) -> bool:
+    """Whether the aggregation at ``node`` sorts its groups' values (median, quantiles,
+    distinct counts)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind == "Agg":
+        return e.name in SORTING or any(sorts_values(nt, a) for a in e.arguments)
+    if kind == "Function":
+        return e.function_data[0] == "quantile" or any(sorts_values(nt, n) for n in e.input)
+    if kind == "BinaryExpr":
+        return sorts_values(nt, e.left) or sorts_values(nt, e.right)
+    if kind == "Cast":
+        return sorts_values(nt, e.expr)
+    if kind == "Ternary":
+        return any(sorts_values(nt, n) for n in (e.predicate, e.truthy, e.falsy))
+    return False
 
 
 def decomposable(nt, node: int) -> bool:

@@ -70,6 +70,8 @@ class Split:
     #: (or, split by rows, the plan ends in a limit): cudf-polars' streaming executor
     #: answers such a plan in one pass over the data
     simple: bool = False
+    #: a group-by sorts its groups' values (median, quantiles, distinct counts)
+    sorting: bool = False
 
     @property
     def by_rows(self) -> bool:
@@ -83,7 +85,7 @@ class Split:
             out = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
             if self.sort is None and self.limit is None:
                 return out
-            parts = [pl.from_arrow(out)]
+            parts = [pl.from_arrow(out, rechunk=False)]
         out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
         if self.sort is not None:
             by, descending, nulls_last, stable = self.sort
@@ -118,6 +120,7 @@ class _Keys(dict):
     """The partition keys per Frame, and whether the plan is simple (see :class:`Split`)."""
 
     simple = True
+    sorting = False
 
 
 def inspect(lf: pl.LazyFrame) -> PlanInfo:
@@ -247,7 +250,7 @@ def _split(nt) -> Split:
             limit = ir.len
         elif kind in ("GroupBy", "Join"):
             _need(nt, nt.get_node(), allowed, keys)
-            return Split(dict(keys), sort, limit, keys.simple)
+            return Split(dict(keys), sort, limit, keys.simple, keys.sorting)
         elif kind == "PythonScan":
             if allowed is not None:
                 # Windows straight over a scan: the answer keeps the scan's row order,
@@ -309,6 +312,7 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
         if getattr(ir.options, "slice", None) is not None:
             raise _NoSplit("a limit inside a group-by")
         keys.simple &= all(expressions.decomposable(nt, a.node) for a in ir.aggs)
+        keys.sorting |= any(expressions.sorts_values(nt, a.node) for a in ir.aggs)
         _need(nt, ir.input, _narrow(allowed, names), keys)
     elif kind == "Join":
         how = ir.options[0]
