@@ -115,9 +115,6 @@ def _collect(lf, engine, session, strict):
             session.fallback("collect", session._why_cpu(), strict=strict)
         return lf.collect()
     session.ensure_gpu()
-    from workbench.engine.cudf_polars import warm_streaming
-
-    warm_streaming()
     # 0. group-bys the GPU engine lacks (top_k, corr) asked in forms it has;
     # 1. the in-memory executor over resident columns: the fast path, while they fit;
     # 2. beyond that, the plan split by key: each hash partition in memory (after the

@@ -9,18 +9,12 @@ cudf-polars (the polars GPU engine) is used three ways beyond ``lf.collect(engin
 * :func:`device_table` describes a result as a :class:`~workbench.frame.DeviceTable`
   (pylibcudf columns, names, polars schema), which is all a Frame needs to hold it;
 * :func:`row_filters` finds the row-wise filters straight above a Frame's scan, so a
-  key split applies them while it cuts the Frame's rows into partitions;
-* :func:`warm_streaming` imports the streaming executor ahead of its first use.
+  key split applies them while it cuts the Frame's rows into partitions.
 
 When cudf-polars changes its containers or IR entry points, this file changes alone.
 """
 
 from __future__ import annotations
-
-import atexit
-import functools
-import importlib
-import threading
 
 import polars as pl
 
@@ -35,31 +29,6 @@ def _dataframe(columns, names: list[str], schema: pl.Schema, rows: int):
 
     named = [Column(col, DataType(schema[n]), name=n) for col, n in zip(columns, names)]
     return DataFrame(named, stream=get_cuda_stream(), num_rows=rows)
-
-
-#: what the streaming executor imports on first use (rapidsmpf, UCXX and Dask with it)
-_STREAMING_MODULES = ("cudf_polars.streaming.parallel",
-                      "cudf_polars.streaming.actor_graph.collectives")
-
-
-@functools.cache
-def warm_streaming() -> threading.Thread:
-    """Import the streaming executor's modules on a background thread, once per process.
-
-    Measured 1.5 s on the H200, which the first query beyond the resident limit
-    would otherwise wait for; the session's first GPU query starts it. Exit waits
-    for it, so no import is cut short while the interpreter shuts down."""
-    def run():
-        for name in _STREAMING_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - another layout: the first query imports it
-                return
-
-    thread = threading.Thread(target=run, name="workbench-warm-streaming", daemon=True)
-    thread.start()
-    atexit.register(thread.join, 30)
-    return thread
 
 
 def feed(executor: str, resident: bool) -> GPUFeed:
