@@ -81,8 +81,9 @@ run() {
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
           ${QUERIES:+--queries "$QUERIES"} ${PROFILE:+--profile "$OUT/corpus-profile"} --out "$OUT/corpus.json"
         # one file comes back where dozens might not
-        [ -d "$OUT/corpus-profile" ] && tar czf "$OUT/corpus-profile.tgz" -C "$OUT" corpus-profile \
-          && rm -rf "$OUT/corpus-profile" ;;
+        if [ -d "$OUT/corpus-profile" ]; then
+          tar czf "$OUT/corpus-profile.tgz" -C "$OUT" corpus-profile && rm -rf "$OUT/corpus-profile"
+        fi ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
