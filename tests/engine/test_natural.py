@@ -73,6 +73,19 @@ def test_top_k_and_corr_equal_polars_on_any_table(n, seed, k):
     assert_frame_equal(_canon(got), _canon(want), check_exact=False, rel_tol=1e-6, abs_tol=1e-9)
 
 
+def test_corr_of_a_constant_or_one_row_group_is_nan_as_polars_says():
+    # from per-group sums, a one-row or constant group's variance is a rounding residue:
+    # it must not divide into +-inf (the table hypothesis found: 17 rows, seed 1)
+    wb.init(backend="cpu")
+    x = _x(17, 1)
+    plan = lambda lf: lf.group_by("id2").agg(pl.corr("v3", "v2").alias("r"))  # noqa: E731
+    got = natural.collect(plan(wb.Frame.from_polars(x).lazy()), pl.LazyFrame.collect)
+    want = plan(x.lazy()).collect()
+    assert want["r"].is_nan().any()
+    assert not got["r"].is_infinite().any()
+    assert_frame_equal(_canon(got), _canon(want), check_exact=False, rel_tol=1e-6, abs_tol=1e-9)
+
+
 def test_plans_left_as_written():
     wb.init(backend="cpu")
     f = wb.Frame.from_polars(_x(100, 0, nulls=True))

@@ -308,20 +308,20 @@ def test_the_group_count_is_read_from_a_sample_of_the_keys(monkeypatch, groups):
     # 200k rows, 16k sampled in 64 slices: within a third of the truth for keys spread
     # at random, from one group to one per row (scaling the sample's count up would
     # say 200k for 50k groups); sorted keys read low, never high
-    from workbench.engine import plan
+    from workbench.engine import groups as groups_mod
 
-    monkeypatch.setattr(plan, "SAMPLE_ROWS", 1 << 14)
+    monkeypatch.setattr(groups_mod, "SAMPLE_ROWS", 1 << 14)
     wb.init(backend="cpu")
     rows = 200_000
     keys = np.random.default_rng(groups).permutation(np.arange(rows) % groups)
     f = wb.Frame.from_polars(pl.DataFrame({"k": keys, "j": keys % 7, "v": np.ones(rows)}))
-    share = plan.group_share(inspect(f.lazy().group_by("k", "j").agg(pl.col("v").sum())))
+    share = groups_mod.group_share(inspect(f.lazy().group_by("k", "j").agg(pl.col("v").sum())))
     assert abs(share * rows / groups - 1) < 1 / 3
     ordered = wb.Frame.from_polars(pl.DataFrame({"k": np.sort(keys), "v": np.ones(rows)}))
-    low = plan.group_share(inspect(ordered.lazy().group_by("k").agg(pl.col("v").sum())))
+    low = groups_mod.group_share(inspect(ordered.lazy().group_by("k").agg(pl.col("v").sum())))
     assert low * rows <= groups * 4 / 3
     # no key split of one Frame: nothing to read
-    assert plan.group_share(inspect(f.lazy().select(pl.col("v").sum()))) == 0.0
+    assert groups_mod.group_share(inspect(f.lazy().select(pl.col("v").sum()))) == 0.0
 
 
 def test_a_simple_group_by_with_a_group_per_row_is_split_at_once():

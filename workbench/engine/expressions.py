@@ -26,17 +26,24 @@ def sorts_values(nt, node: int) -> bool:
     distinct counts)."""
     e = nt.view_expression(node)
     kind = type(e).__name__
+    if (kind == "Agg" and e.name in SORTING) or (kind == "Function" and e.function_data[0] == "quantile"):
+        return True
+    return any(sorts_values(nt, n) for n in operands(e, kind))
+
+
+def operands(e, kind: str) -> list[int]:
+    """The expression nodes that ``e``, of node kind ``kind``, computes from."""
     if kind == "Agg":
-        return e.name in SORTING or any(sorts_values(nt, a) for a in e.arguments)
-    if kind == "Function":
-        return e.function_data[0] == "quantile" or any(sorts_values(nt, n) for n in e.input)
+        return list(e.arguments)
     if kind == "BinaryExpr":
-        return sorts_values(nt, e.left) or sorts_values(nt, e.right)
+        return [e.left, e.right]
     if kind == "Cast":
-        return sorts_values(nt, e.expr)
+        return [e.expr]
     if kind == "Ternary":
-        return any(sorts_values(nt, n) for n in (e.predicate, e.truthy, e.falsy))
-    return False
+        return [e.predicate, e.truthy, e.falsy]
+    if kind == "Function":
+        return list(e.input)
+    return []
 
 
 def decomposable(nt, node: int) -> bool:
@@ -118,16 +125,11 @@ def order_free(nt, node: int) -> bool:
     if kind in ("Column", "Literal", "Len"):
         return True
     if kind == "Agg":
-        return e.name in ORDER_FREE_AGGS and all(order_free(nt, a) for a in e.arguments)
-    if kind == "BinaryExpr":
-        return order_free(nt, e.left) and order_free(nt, e.right)
-    if kind == "Cast":
-        return order_free(nt, e.expr)
-    if kind == "Ternary":
-        return all(order_free(nt, n) for n in (e.predicate, e.truthy, e.falsy))
-    if kind == "Function":
+        ok = e.name in ORDER_FREE_AGGS
+    elif kind == "Function":
         head = e.function_data[0]
         ok = (head == "rank" and e.function_data[1] in ORDER_FREE_RANKS) or head == "quantile" \
             or row_wise_function(e)
-        return ok and all(order_free(nt, n) for n in e.input)
-    return False
+    else:
+        ok = kind in ("BinaryExpr", "Cast", "Ternary")
+    return ok and all(order_free(nt, n) for n in operands(e, kind))

@@ -207,6 +207,10 @@ def _piece(spec: _GroupBy, expr: pl.Expr) -> pl.Expr:
     return pl.col(name)
 
 
+#: a variance below this share of the sum of squares is rounding, not spread
+_FLAT = 1e-12
+
+
 def _moments(nt, e, spec: _GroupBy) -> pl.Expr:
     """Pearson correlation or covariance from per-group sums over the complete pairs."""
     a, b = (_column(nt, n, through_casts=True) for n in e.input)
@@ -220,7 +224,11 @@ def _moments(nt, e, spec: _GroupBy) -> pl.Expr:
     if e.function_data[1] == "covariance":
         return cov / (n - e.function_data[2])
     sxx, syy = _piece(spec, (x * x).sum()), _piece(spec, (y * y).sum())
-    return cov / ((sxx - sx * sx / n) * (syy - sy * sy / n)).sqrt()
+    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
+    # A constant (or one-row) group has no correlation, NaN as polars says; from sums its
+    # variance is a rounding residue, which would divide into +-inf or a wild value.
+    flat = (vx <= _FLAT * sxx) | (vy <= _FLAT * syy)
+    return pl.when(flat).then(float("nan")).otherwise(cov / (vx * vy).sqrt())
 
 
 def _top_k(nt, node: int, spec: _GroupBy) -> pl.Expr:

@@ -103,7 +103,7 @@ def choose(info, policy, resident_limit: int) -> Choice:
 
 def _answer_bytes(info) -> int:
     """The bytes a simple plan's groups take, about: its input's share of the groups."""
-    from workbench.engine.plan import group_share
+    from workbench.engine.groups import group_share
 
     return int(group_share(info) * info.frame_bytes)
 
