@@ -21,16 +21,6 @@ DECOMPOSABLE = {"sum", "mean", "min", "max", "count"}
 SORTING = {"median", "quantile", "n_unique"}
 
 
-def sorts_values(nt, node: int) -> bool:
-    """Whether the aggregation at ``node`` sorts its groups' values (median, quantiles,
-    distinct counts)."""
-    e = nt.view_expression(node)
-    kind = type(e).__name__
-    if (kind == "Agg" and e.name in SORTING) or (kind == "Function" and e.function_data[0] == "quantile"):
-        return True
-    return any(sorts_values(nt, n) for n in operands(e, kind))
-
-
 def operands(e, kind: str) -> list[int]:
     """The expression nodes that ``e``, of node kind ``kind``, computes from."""
     if kind == "Agg":
@@ -46,6 +36,16 @@ def operands(e, kind: str) -> list[int]:
     return []
 
 
+def sorts_values(nt, node: int) -> bool:
+    """Whether the aggregation at ``node`` sorts its groups' values (median, quantiles,
+    distinct counts)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if (kind == "Agg" and e.name in SORTING) or (kind == "Function" and e.function_data[0] == "quantile"):
+        return True
+    return any(sorts_values(nt, n) for n in operands(e, kind))
+
+
 def decomposable(nt, node: int) -> bool:
     """An aggregation computed from per-chunk partial results (sum, count, mean, min, max)."""
     e = nt.view_expression(node)
@@ -54,10 +54,8 @@ def decomposable(nt, node: int) -> bool:
         return True
     if kind == "Agg":
         return e.name in DECOMPOSABLE and all(column(nt, Named(a)) for a in e.arguments)
-    if kind == "BinaryExpr":
-        return decomposable(nt, e.left) and decomposable(nt, e.right)
-    if kind == "Cast":
-        return decomposable(nt, e.expr)
+    if kind in ("BinaryExpr", "Cast"):
+        return all(decomposable(nt, n) for n in operands(e, kind))
     return False
 
 
@@ -90,14 +88,8 @@ def row_wise(nt, node: int, windows: list | None = None) -> bool:
             return False  # over expressions, or an answer that depends on the row order
         windows.append(frozenset(over))
         return True
-    if kind == "BinaryExpr":
-        return row_wise(nt, e.left, windows) and row_wise(nt, e.right, windows)
-    if kind == "Cast":
-        return row_wise(nt, e.expr, windows)
-    if kind == "Ternary":
-        return all(row_wise(nt, n, windows) for n in (e.predicate, e.truthy, e.falsy))
-    if kind == "Function":
-        return row_wise_function(e) and all(row_wise(nt, n, windows) for n in e.input)
+    if kind in ("BinaryExpr", "Cast", "Ternary") or (kind == "Function" and row_wise_function(e)):
+        return all(row_wise(nt, n, windows) for n in operands(e, kind))
     return False
 
 

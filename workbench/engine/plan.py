@@ -137,10 +137,10 @@ def inspect(lf: pl.LazyFrame) -> PlanInfo:
     try:
         return PlanInfo(inputs, _split(nt), widening_joins=widening)
     except _NoSplit as why:
-        return PlanInfo(inputs, None, str(why), widening)
+        return PlanInfo(inputs, None, str(why), widening_joins=widening)
     except NotImplementedError as err:
         return PlanInfo(inputs, None, f"an expression polars' plan view cannot show ({err})",
-                        widening)
+                        widening_joins=widening)
 
 
 def _inputs(nt, node: int, joins: list[str]) -> list[Input]:

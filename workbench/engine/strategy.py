@@ -64,16 +64,16 @@ def choose(info, policy, resident_limit: int) -> Choice:
     # A semi or anti join only keeps rows of one side, like a filter. A median (or
     # quantile, distinct count) per group sorts copies of its keys and values: measured
     # out of memory the same way, then twice more while the split found its count.
-    joins = not unified and info.widening_joins > 0
-    sorting = not unified and info.split is not None and info.split.sorting
-    if size * (2 if joins or sorting else 1) <= room:
+    sorting = info.split is not None and info.split.sorting
+    doubled = None if unified else "joined" if info.widening_joins else \
+        "sorted per group" if sorting else None
+    if size * (2 if doubled else 1) <= room:
         where = ("fits the memory the GPU shares with the CPU (read in place, nothing copied)"
                  if unified else "fits the resident limit")
         return Choice("in-memory", 1, f"{format_bytes(size)} of columns {where}",
                       0 if unified else size)
-    over = (f"{format_bytes(size)} of columns, {'joined' if joins else 'sorted per group'}, "
-            f"exceed half of {format_bytes(room)}" if (joins or sorting) and size <= room
-            else f"{format_bytes(size)} of columns exceed {format_bytes(room)}")
+    over = (f"{format_bytes(size)} of columns, {doubled}, exceed half of {format_bytes(room)}"
+            if doubled and size <= room else f"{format_bytes(size)} of columns exceed {format_bytes(room)}")
     if info.split is not None and not info.split.simple:
         count = partitions_for(size, policy.device_memory or room)
         if info.split.by_rows:  # each range crosses once, and its answer comes back
