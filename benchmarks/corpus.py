@@ -478,6 +478,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", default=None,
                     help="folder for a cProfile summary of each workbench query (its last run)")
+    ap.add_argument("--stream-share", type=int, default=None,
+                    help="streaming partitions are 1/N of the budget (default: the library's)")
     ap.add_argument("--data-only", action="store_true",
                     help="generate (or check) the cached tables, print their sizes, run nothing")
     a = ap.parse_args(argv)
@@ -513,6 +515,12 @@ def main(argv=None) -> int:
             print(f"{name:<8} {info['rows']:>14,} rows {info['parquet_bytes']:>16,} Parquet bytes  {paths[name]}")
         print(f"data: {time.perf_counter() - start:.1f} s")
         return 0
+    if a.stream_share is not None:
+        from workbench.memory import consumers
+
+        if a.stream_share < 1:
+            ap.error("--stream-share: a positive integer, e.g. 16")
+        consumers.STREAM_SHARE = a.stream_share
     out = Path(a.out)
     if out.is_dir():
         out = out / f"corpus-{scale:.0e}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"

@@ -2,7 +2,7 @@
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
 #       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml tests-these \
-#       training-these xgb-pages kmeans-memory passes wordings q-budget corpus scaleout
+#       training-these xgb-pages kmeans-memory passes wordings q-budget corpus views scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -79,11 +79,14 @@ run() {
         cat "$OUT"/profile/*.txt 2>/dev/null | head -n 120 ;;
       corpus)  # the analytic query corpus, ~5.5x the budget (6e7 rows: 2 GB, 3e7: 1 GB); PROFILE=1: each query profiled
         timeout "$(t 560)" python3 benchmarks/corpus.py --scale "${SCALE:-6e7}" --budget "${BUDGET:-2GB}" --runs 1 --timeout "${QTIMEOUT:-40}" \
-          ${QUERIES:+--queries "$QUERIES"} ${PROFILE:+--profile "$OUT/corpus-profile"} --out "$OUT/corpus.json"
+          ${QUERIES:+--queries "$QUERIES"} ${ENGINES:+--engines "$ENGINES"} ${STREAM_SHARE:+--stream-share "$STREAM_SHARE"} \
+          ${PROFILE:+--profile "$OUT/corpus-profile"} --out "$OUT/corpus${TAG:+-$TAG}.json"
         # one file comes back where dozens might not
         if [ -d "$OUT/corpus-profile" ]; then
           tar czf "$OUT/corpus-profile.tgz" -C "$OUT" corpus-profile && rm -rf "$OUT/corpus-profile"
         fi ;;
+      views)  # Arrow to polars with strings: one call against pieces on threads, fresh processes
+        timeout "$(t 200)" python3 benchmarks/polars_views.py --rows "${ROWS:-3e7}" --out "$OUT/views.json" ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)

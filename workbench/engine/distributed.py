@@ -34,6 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from workbench.errors import ClusterFallbackWarning, chained  # the warning is re-exported here
+from workbench.memory import consumers
 from workbench.session import current_session
 
 #: how long to wait for replacement workers after one was lost
@@ -139,7 +140,7 @@ def streaming_options(policy: dict, *, dask_cuda: bool) -> dict:
     budget = policy.get("budget")
     if budget:
         options["spill_device_limit"] = str(int(budget * 0.8))
-        options["target_partition_size"] = max(budget // 16, 1)
+        options["target_partition_size"] = max(budget // consumers.STREAM_SHARE, 1)
     if dask_cuda:
         # dask-cuda already pins each worker to its GPU and the CPUs near it.
         from cudf_polars.engine.hardware_binding import HardwareBindingPolicy

@@ -311,9 +311,11 @@ def _resident(frame, names, feed: GPUFeed):
 
 
 def chunk_rows(frame, row_bytes: int) -> int:
-    """Rows per streaming chunk: the executor's partition size (a sixteenth of the
+    """Rows per streaming chunk: the executor's partition size (``STREAM_SHARE`` of the
     device memory or budget), a multiple of 512 so slices keep null masks aligned."""
-    partition = max(1, frame._session.policy.device_memory // 16)
+    from workbench.memory import consumers
+
+    partition = max(1, frame._session.policy.device_memory // consumers.STREAM_SHARE)
     return max(512, partition // max(1, row_bytes) // 512 * 512)
 
 

@@ -13,6 +13,9 @@ from workbench.memory.platforms import ROWS
 from workbench.memory.policy import MemoryPolicy
 
 EXECUTORS = ("in-memory", "streaming")
+#: The streaming executor's partitions (and the chunks Frames hand it) are this share
+#: of the budget or device memory: room for a few in flight and their intermediates.
+STREAM_SHARE = 16
 
 
 def polars_engine_options(policy: MemoryPolicy, executor: str = "in-memory", **options: Any) -> dict[str, Any]:
@@ -20,7 +23,7 @@ def polars_engine_options(policy: MemoryPolicy, executor: str = "in-memory", **o
 
     ``options`` are passed through (``raise_on_fail``, ``parquet_options``...);
     ``executor_options`` are merged over the policy's. With the streaming executor
-    and a budget, partitions are a sixteenth of the budget.
+    and a budget, partitions are ``1/STREAM_SHARE`` of the budget.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid values: {', '.join(EXECUTORS)}")
@@ -32,7 +35,7 @@ def polars_engine_options(policy: MemoryPolicy, executor: str = "in-memory", **o
             # unified memory NVML cannot tell it, and a budget is the real size.
             executor_options["min_device_size"] = policy.device_memory
         if policy.budget:
-            executor_options["target_partition_size"] = max(policy.budget // 16, 1)
+            executor_options["target_partition_size"] = max(policy.budget // STREAM_SHARE, 1)
     executor_options.update(user)
     return {
         "device": policy.device,

@@ -1,0 +1,104 @@
+"""Arrow to polars, strings included: one ``pl.from_arrow`` call against
+``workbench.frame.table.as_polars`` (string columns converted in pieces on threads).
+
+What it measures is the first CPU view of a Frame (``Frame.to_polars``) and a GPU
+split's answer turned into polars: the string columns must be copied into polars'
+string views. Each way runs in a fresh process, as a Frame's first view runs (the
+copy's memory pages are touched for the first time), over the same table: the
+groupby table's shape (three string keys of 100, 100 and n/100 values, three integer
+keys, three values), ``--rows`` rows, made by numpy and pyarrow.
+
+Usage: python benchmarks/polars_views.py --rows 3e7 --out views.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WAYS = ("from_arrow", "as_polars")
+
+
+def make_table(rows: int):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(0)
+    columns = {}
+    for name, groups in (("id1", 100), ("id2", 100), ("id3", max(1, rows // 100))):
+        codes = pa.array(rng.integers(1, groups + 1, rows)).cast(pa.string())
+        width = len(str(groups))
+        columns[name] = pc.binary_join_element_wise("id", pc.utf8_lpad(codes, width, "0"), "") \
+            .cast(pa.large_string())
+    for name, high in (("id4", 100), ("id5", 100), ("id6", max(1, rows // 100))):
+        columns[name] = pa.array(rng.integers(1, high + 1, rows))
+    for name in ("v1", "v2", "v3"):
+        columns[name] = pa.array(rng.random(rows))
+    return pa.table(columns)
+
+
+def one(path: str, way: str, piece_rows: int) -> float:
+    """Seconds of one conversion of the Arrow file at ``path`` (run in a child process)."""
+    import polars as pl
+    import pyarrow as pa
+
+    from workbench.frame.table import as_polars
+
+    table = pa.ipc.open_file(pa.memory_map(path)).read_all().combine_chunks()
+    start = time.perf_counter()
+    df = pl.from_arrow(table, rechunk=False) if way == "from_arrow" else as_polars(table, piece_rows)
+    seconds = time.perf_counter() - start
+    assert df.height == table.num_rows
+    return seconds
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="3e7")
+    ap.add_argument("--runs", type=int, default=3, help="fresh processes per way")
+    ap.add_argument("--pieces", default="1048576,2097152,8388608", help="as_polars piece rows")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        print(one(a.child[0], a.child[1], int(a.child[2])))
+        return 0
+    import pyarrow as pa
+    import polars as pl
+
+    rows = int(float(a.rows))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "table.arrow")
+        table = make_table(rows)
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        nbytes = table.nbytes
+        del table
+        cases = [("from_arrow", 0)] + [("as_polars", int(p)) for p in a.pieces.split(",")]
+        results = {f"{w}" + (f"-{p}" if p else ""): [] for w, p in cases}
+        for _ in range(a.runs):  # interleaved: the machine's noise falls on every way
+            for way, piece in cases:
+                out = subprocess.run([sys.executable, __file__, "--out", "-", "--child", path, way,
+                                      str(piece)], check=True, capture_output=True, text=True)
+                results[f"{way}" + (f"-{piece}" if piece else "")].append(float(out.stdout.strip()))
+    report = {"benchmark": "polars_views", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
+              "rows": rows, "arrow_bytes": nbytes, "cpus": os.cpu_count(),
+              "versions": {"polars": pl.__version__, "pyarrow": pa.__version__,
+                           "python": sys.version.split()[0]},
+              "seconds": results, "best": {k: min(v) for k, v in results.items()}}
+    Path(a.out).write_text(json.dumps(report, indent=2))
+    for k, v in report["best"].items():
+        print(f"{k:<22} best {v:.3f} s   all {', '.join(f'{s:.3f}' for s in results[k])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
