@@ -1,5 +1,5 @@
-"""Arrow to polars, strings included: one ``pl.from_arrow`` call against
-``workbench.frame.table.as_polars`` (string columns converted in pieces on threads).
+"""Arrow to polars, strings included: ``pl.from_arrow`` against
+``workbench.frame.table.as_polars`` (strings cast to Arrow's string views first).
 
 What it measures is the first CPU view of a Frame (``Frame.to_polars``) and a GPU
 split's answer turned into polars: the string columns must be copied into polars'
@@ -45,7 +45,7 @@ def make_table(rows: int):
     return pa.table(columns)
 
 
-def one(path: str, way: str, piece_rows: int) -> float:
+def one(path: str, way: str) -> float:
     """Seconds of one conversion of the Arrow file at ``path`` (run in a child process)."""
     import polars as pl
     import pyarrow as pa
@@ -54,7 +54,7 @@ def one(path: str, way: str, piece_rows: int) -> float:
 
     table = pa.ipc.open_file(pa.memory_map(path)).read_all().combine_chunks()
     start = time.perf_counter()
-    df = pl.from_arrow(table, rechunk=False) if way == "from_arrow" else as_polars(table, piece_rows)
+    df = pl.from_arrow(table, rechunk=False) if way == "from_arrow" else as_polars(table)
     seconds = time.perf_counter() - start
     assert df.height == table.num_rows
     return seconds
@@ -64,12 +64,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="3e7")
     ap.add_argument("--runs", type=int, default=3, help="fresh processes per way")
-    ap.add_argument("--pieces", default="1048576,2097152,8388608", help="as_polars piece rows")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(one(a.child[0], a.child[1], int(a.child[2])))
+        print(one(a.child[0], a.child[1]))
         return 0
     import pyarrow as pa
     import polars as pl
@@ -82,13 +81,12 @@ def main(argv=None) -> int:
             writer.write_table(table)
         nbytes = table.nbytes
         del table
-        cases = [("from_arrow", 0)] + [("as_polars", int(p)) for p in a.pieces.split(",")]
-        results = {f"{w}" + (f"-{p}" if p else ""): [] for w, p in cases}
+        results = {way: [] for way in WAYS}
         for _ in range(a.runs):  # interleaved: the machine's noise falls on every way
-            for way, piece in cases:
-                out = subprocess.run([sys.executable, __file__, "--out", "-", "--child", path, way,
-                                      str(piece)], check=True, capture_output=True, text=True)
-                results[f"{way}" + (f"-{piece}" if piece else "")].append(float(out.stdout.strip()))
+            for way in WAYS:
+                out = subprocess.run([sys.executable, __file__, "--out", "-", "--child", path, way],
+                                     check=True, capture_output=True, text=True)
+                results[way].append(float(out.stdout.strip()))
     report = {"benchmark": "polars_views", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
               "rows": rows, "arrow_bytes": nbytes, "cpus": os.cpu_count(),
               "versions": {"polars": pl.__version__, "pyarrow": pa.__version__,

@@ -40,6 +40,7 @@ import polars as pl
 import pyarrow as pa
 
 from workbench.engine import expressions
+from workbench.frame.table import as_polars
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Split:
             out = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
             if self.sort is None and self.limit is None:
                 return out
-            parts = [pl.from_arrow(out, rechunk=False)]
+            parts = [as_polars(out)]
         out = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
         if self.sort is not None:
             by, descending, nulls_last, stable = self.sort

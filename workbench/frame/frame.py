@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from workbench.errors import DoesNotFit, PinnedLimitWarning
 from workbench.frame import readers, residency
-from workbench.frame.table import DeviceTable, is_number, normalize
+from workbench.frame.table import DeviceTable, as_polars, is_number, normalize
 from workbench.optional import import_optional
 from workbench.session import current_session, find_stack_level
 from workbench.sizes import format_bytes
@@ -402,7 +402,7 @@ class Frame:
     def to_polars(self) -> pl.DataFrame:
         """A polars DataFrame over the frame's buffers (strings copied once, cached)."""
         if self._polars is None:
-            self._polars = pl.from_arrow(self._table, rechunk=False)
+            self._polars = as_polars(self._table)
         return self._polars
 
     def to_pandas(self, dtype_backend: str = "pyarrow"):
