@@ -303,18 +303,8 @@ def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):
     return result
 
 
-#: a device result of at least this many bytes reaches polars through the pinned fetch
-#: and Arrow's string views; a smaller one through the engine's own (pageable) copy
-FETCHED_FROM = 1 << 20
-
-
 def _to_polars(result: DeviceTable, session) -> pl.DataFrame:
     """A device result as a polars DataFrame, as ``collect(engine="gpu")`` returns it."""
-    from workbench.frame.fetch import fetch
-    from workbench.frame.table import plain
-
-    if result.nbytes >= FETCHED_FROM and all(plain(t) for t in result.schema.dtypes()):
-        return as_polars(fetch(result, session.transfers)[0])  # the fetch records the copy
     start = time.perf_counter()
     df = result.to_polars()
     session.transfers.record("collect result", df.estimated_size(), "device-to-host", "pageable",

@@ -18,7 +18,8 @@ Views and what they cost:
 ==============  =====================================================================
 ``to_arrow``    the table itself, zero-copy.
 ``to_polars``   zero-copy for numeric, temporal and boolean columns; string columns
-                are copied once into polars' string views (cached).
+                are cast once into Arrow's string views, which polars takes as
+                they are (cached).
 ``to_pandas``   zero-copy with ``dtype_backend="pyarrow"`` (default); with ``"numpy"``
                 numeric columns without nulls are zero-copy, others are converted.
 ``to_cudf``     zero-copy on unified memory; one pinned copy, then resident, on
