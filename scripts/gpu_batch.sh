@@ -85,7 +85,7 @@ run() {
         if [ -d "$OUT/corpus-profile" ]; then
           tar czf "$OUT/corpus-profile.tgz" -C "$OUT" corpus-profile && rm -rf "$OUT/corpus-profile"
         fi ;;
-      views)  # Arrow to polars with strings: one call against pieces on threads, fresh processes
+      views)  # Arrow to polars with strings: pl.from_arrow against as_polars (string views), fresh processes
         timeout "$(t 200)" python3 benchmarks/polars_views.py --rows "${ROWS:-3e7}" --out "$OUT/views.json" ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;

@@ -80,12 +80,12 @@ def test_an_out_of_memory_failure_does_not_poison_the_session():
 
 
 # A join the plan cannot split by key (grouped by another column) goes to the streaming
-# executor, which shuffles both sides; with partitions of half the budget the shuffle
+# executor, which shuffles both sides; with partitions of the whole budget the shuffle
 # runs out of memory. Then the process must go on: split queries, in-memory queries,
 # and a clean exit (rapidsmpf aborts the process at exit if an unfinished shuffler
 # is still alive then).
 SHUFFLE_CHILD = textwrap.dedent("""
-    import gc, json, sys, warnings
+    import gc, json, warnings
     import numpy as np, polars as pl
     import workbench as wb
     from polars.testing import assert_frame_equal
