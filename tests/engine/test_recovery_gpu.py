@@ -85,12 +85,12 @@ def test_an_out_of_memory_failure_does_not_poison_the_session():
 # and a clean exit (rapidsmpf aborts the process at exit if an unfinished shuffler
 # is still alive then).
 SHUFFLE_CHILD = textwrap.dedent("""
-    import gc, json, warnings
+    import gc, json, os, warnings
     import numpy as np, polars as pl
     import workbench as wb
     from polars.testing import assert_frame_equal
     from workbench import memory
-    from workbench.memory import consumers
+    from workbench.memory import apply as memory_apply, consumers
 
     def same(a, b):
         try:
@@ -141,6 +141,8 @@ SHUFFLE_CHILD = textwrap.dedent("""
     ]
     out["notes"] = [m for _, m in s.log[mark:]]
     out["peak"], out["budget"] = memory.device_memory_stats()["peak_bytes"], s.policy.budget
+    out["spill_limit"] = os.environ.get("RAPIDSMPF_SPILL_DEVICE_LIMIT")
+    out["spill_limit_expected"] = str(memory_apply.streaming_spill_limit(s.policy))
     print(json.dumps(out), flush=True)
 """)
 
@@ -158,3 +160,5 @@ def test_a_failed_streaming_shuffle_leaves_nothing_behind_and_the_process_exits_
     assert out["answers"] == [True, True, True], out
     assert not any("could not run" in m for m in out["notes"]), out
     assert out["peak"] <= out["budget"], out
+    # the streaming executor spills beyond 80% of the budget, not of the whole device
+    assert out["spill_limit"] == out["spill_limit_expected"], out

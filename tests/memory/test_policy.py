@@ -324,3 +324,22 @@ def _nvml_with_free(free):
     info = PROFILES["h100"].nvml_info
     dev = info.devices[0]
     return NvmlInfo(info.driver_version, (type(dev)(dev.name, dev.uuid, dev.total_memory, free),))
+
+
+def test_streaming_spill_limit_is_a_share_of_the_budget():
+    policy = choose(hardware_profile("h100"), budget="1GB")
+    limit = memory_apply.streaming_spill_limit(policy)
+    assert limit == int(0.8 * GB) // 256 * 256  # below the budget, on RMM's granularity
+    assert limit < policy.budget
+    assert memory_apply.streaming_spill_limit(choose(hardware_profile("h100"))) is None
+
+
+def test_a_spill_limit_the_user_set_is_kept(monkeypatch):
+    policy = choose(hardware_profile("h100"), budget="1GB")
+    monkeypatch.setenv("RAPIDSMPF_SPILL_DEVICE_LIMIT", "50%")
+    memory_apply._set_streaming_spill_limit(policy)
+    assert memory_apply.os.environ["RAPIDSMPF_SPILL_DEVICE_LIMIT"] == "50%"
+    monkeypatch.delenv("RAPIDSMPF_SPILL_DEVICE_LIMIT")
+    memory_apply._set_streaming_spill_limit(policy)
+    assert memory_apply.os.environ["RAPIDSMPF_SPILL_DEVICE_LIMIT"] == str(
+        memory_apply.streaming_spill_limit(policy))

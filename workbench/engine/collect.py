@@ -26,13 +26,12 @@ host copy is made only when a CPU view asks for it.
 
 from __future__ import annotations
 
-import gc
 import time
 
 import polars as pl
 import pyarrow as pa
 
-from workbench.engine import natural
+from workbench.engine import natural, recovery
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, run_split
@@ -136,7 +135,7 @@ def _collect(lf, engine, session, strict):
             return _run_gpu(lf, session, "in-memory", resident=True)
         except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
             fits, why = _plan_retry(err, session)
-            _release(err)
+            _release(err, session)
         session.note("collect: " + why)
     if info.split is not None and (choice.executor == "split" or not fits):
         count = choice.partitions if choice.executor == "split" else 2
@@ -152,7 +151,7 @@ def _collect(lf, engine, session, strict):
             return _run_gpu(lf, session, "streaming", resident=fits)
         except Exception as err:  # noqa: BLE001
             reason = _reason(err)
-            _release(err)
+            _release(err, session)
             held = residency.cache(session)
             if retry or not (is_out_of_memory(err) and held.nbytes):
                 break
@@ -179,7 +178,7 @@ def _try_split(lf, info, count: int, session):
         raise  # the budget is too small for any partition: say which would do
     except Exception as err:  # noqa: BLE001 - an operation the GPU engine lacks
         session.note(f"collect: the split plan cannot run on the GPU ({_reason(err)})")
-        _release(err)
+        _release(err, session)
     return None
 
 
@@ -195,7 +194,7 @@ def _run_natural(lf, session, strict) -> pl.DataFrame:
         raise
     except Exception as err:  # noqa: BLE001
         reason = _reason(err)
-        _release(err)
+        _release(err, session)
     session.fallback("collect", reason, strict=strict)
     return lf.collect()
 
@@ -238,7 +237,7 @@ def _run_split(lf, info, count: int, session) -> pa.Table:
         except Exception as err:  # noqa: BLE001
             if not (is_out_of_memory(err) or _does_not_fit(err)):
                 raise
-            _release(err)
+            _release(err, session)
             residency.cache(session).clear()
             room = 0  # more partitions, each its own
         count *= 2
@@ -276,16 +275,14 @@ def _plan_retry(err: BaseException, session) -> tuple[bool, str]:
                   "trying the streaming executor")
 
 
-def _release(err: BaseException) -> None:
-    """Give back the device memory a failed attempt still holds.
-
-    The traceback's frames keep the attempt's partial results (device buffers) alive,
-    and so does every exception chained to it: clearing them and collecting returns
-    that memory to the pool, so the next query starts as if it were the first.
-    """
-    for e in chained(err):
-        e.__traceback__ = None
-    gc.collect()
+def _release(err: BaseException, session) -> None:
+    """Give back the device memory a failed attempt still holds (see engine/recovery.py),
+    and say so in the session's log when the streaming executor left anything behind."""
+    done = recovery.release(err)
+    if done["parked"] or done["spilled"]:
+        session.note(f"collect: the failed attempt's streaming state was released: "
+                     f"{done['spilled']:,} bytes spilled to host memory, {done['parked']} "
+                     "unfinished shuffles kept from aborting the process")
 
 
 def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):

@@ -76,6 +76,27 @@ def _set_cudf_spill(spill: bool) -> None:
         cudf.set_option("spill", spill)
 
 
+#: The streaming executor (rapidsmpf) spills its shuffles and buffered partitions to host
+#: memory once what it tracks passes this share of the budget: its own default is 80% of
+#: the whole device, which a budget never reaches, so without this a shuffle that
+#: outgrows the budget fails where it could have spilled.
+STREAM_SPILL_SHARE = 0.8
+
+
+def streaming_spill_limit(policy: MemoryPolicy) -> int | None:
+    """Bytes of device memory the streaming executor keeps before spilling, or None
+    (its own default) when the policy sets no budget."""
+    return align(int(policy.budget * STREAM_SPILL_SHARE)) if policy.budget else None
+
+
+def _set_streaming_spill_limit(policy: MemoryPolicy) -> None:
+    # Read when cudf-polars builds its streaming engine (the first streaming query);
+    # a value the user set is kept.
+    limit = streaming_spill_limit(policy)
+    if limit is not None:
+        os.environ.setdefault("RAPIDSMPF_SPILL_DEVICE_LIMIT", str(limit))
+
+
 def device_memory_stats() -> dict[str, int | None] | None:
     """Current, peak and total bytes (and counts) allocated through the applied policy.
 
@@ -120,6 +141,7 @@ def apply(policy: MemoryPolicy) -> MemoryPolicy:
         rmm.mr.set_current_device_resource(resource)
         _use_rmm_for_cupy()
         _set_cudf_spill(policy.spill)
+        _set_streaming_spill_limit(policy)
         _STATE.policy, _STATE.resource = policy, resource
         return policy
 

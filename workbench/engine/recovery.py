@@ -1,0 +1,76 @@
+"""Giving back what a failed GPU attempt holds, so the next query runs as the first did.
+
+A failed attempt leaves device memory behind in three places:
+
+* the frames of its traceback (and of every exception chained to it) keep its
+  partial results alive: clearing them and collecting frees those buffers;
+* cudf-polars' streaming executor keeps one rapidsmpf ``Context`` per process; the
+  messages a failed query left in its channels, and the packed partitions of its
+  shuffles, stay in that context's spillable store. Spilling the store moves them to
+  host memory, which frees the device;
+* a rapidsmpf shuffle (or all-gather) that was never finished aborts the whole
+  process when it is destroyed (its C++ destructor calls ``std::terminate``), at the
+  next garbage collection or at exit. Such collectives are *parked*: one reference
+  more that is never dropped, so they are never destroyed. Their data was spilled
+  to host memory first: what a failure costs is host memory, never the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import sys
+
+from workbench.errors import chained
+
+#: rapidsmpf's collectives whose destructor aborts the process when unfinished
+_FATAL_WHEN_UNFINISHED = frozenset({"ShufflerAsync", "AllGather", "AllReduce", "SparseAlltoall",
+                                    "Shuffler"})
+_PARKED: dict[int, object] = {}
+
+
+def release(err: BaseException) -> dict:
+    """Give back what the failed attempt behind ``err`` holds (see the module docstring).
+
+    Returns what was done: ``parked`` (collectives kept alive for good) and
+    ``spilled`` (bytes of the streaming executor's store moved to host memory).
+    """
+    parked = _park_collectives()  # before collecting: that would destroy them
+    for e in chained(err):
+        e.__traceback__ = None
+    gc.collect()
+    return {"parked": parked, "spilled": _spill_streaming_store()}
+
+
+def parked() -> int:
+    """How many unfinished collectives failed queries left in this process."""
+    return len(_PARKED)
+
+
+def _park_collectives() -> int:
+    if "rapidsmpf" not in sys.modules:
+        return 0  # the streaming executor never ran here
+    found = 0
+    for obj in gc.get_objects():
+        kind = type(obj)
+        if kind.__name__ in _FATAL_WHEN_UNFINISHED and kind.__module__.startswith("rapidsmpf") \
+                and id(obj) not in _PARKED:
+            # A strong reference the interpreter never drops, not even at exit (module
+            # globals are cleared then, and a plain list would let them go).
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+            _PARKED[id(obj)] = obj
+            found += 1
+    return found
+
+
+def _spill_streaming_store() -> int:
+    """Spill everything spillable in the streaming executor's context to host memory."""
+    engine_module = sys.modules.get("cudf_polars.engine.default_singleton_engine")
+    if engine_module is None:
+        return 0
+    engine = engine_module._state.instance
+    context = getattr(engine, "context", None) if engine is not None else None
+    if context is None:
+        return 0
+    br = context.br()
+    return int(br.spill_manager.spill(1 << 62))
