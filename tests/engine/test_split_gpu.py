@@ -59,11 +59,16 @@ CHILD = textwrap.dedent("""
         "most_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 10).with_columns(
             (pl.col("v1") * 2).alias("w")),
         "largest_five": lambda x, y: x.sort("v1", descending=True).head(5),
+        # the three largest v3 of each id1, in the frame's row order: thresholds per group
+        # on the GPU (split by key), the rows kept in order by polars
+        "top3_per_group_in_order": lambda x, y: x.filter(
+            pl.col("v3").rank("min", descending=True).over("id1") <= 3).select("id1", "id3", "v3"),
         # a sum per (id3, v1): a group per row, which a sample of the keys shows, so it is
         # split at once instead of streaming (which would fail on so many groups first)
         "a_group_per_row": lambda x, y: x.group_by("id3", "v1").agg(pl.col("v3").sum()),
     }
-    ORDERED = ("top_groups", "few_rows_in_order", "most_rows_in_order", "largest_five")
+    ORDERED = ("top_groups", "few_rows_in_order", "most_rows_in_order", "largest_five",
+               "top3_per_group_in_order")
     out = {}
     for name, q in queries.items():
         mark, moved = len(s.log), len(s.transfers)
@@ -143,4 +148,9 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     assert most["explain"].startswith("runs on the CPU"), most["explain"]
     # a limit: the streaming executor answers first (row ranges only if it fails)
     assert out["largest_five"]["same"] is True, out["largest_five"]
+    # a rank filter per group over ~4x the budget: its thresholds split by key on the GPU
+    top3 = out["top3_per_group_in_order"]
+    assert top3["same"] is True and top3["rows"] >= 300, top3
+    assert any("rank filter per group" in m for m in top3["notes"]), top3["notes"]
+    assert any("split by key into" in m for m in top3["notes"]), top3["notes"]
     assert out["peak"] <= out["budget"], (out["peak"], out["budget"])

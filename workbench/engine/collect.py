@@ -122,10 +122,13 @@ def _collect(lf, engine, session, strict):
     # 3. the streaming executor, over resident columns for operations only it
     #    supports, over host chunks when the inputs do not fit and the plan does not split;
     # 4. polars on the CPU, with a warning (or an error with raise_on_fail).
-    if natural.rewritable(lf):
-        return _run_natural(lf, session, strict)
+    if natural.rewritable(lf, ranks=False):
+        return _run_natural(lf, session, strict, ranks=False)
     info = plans.inspect(lf)
     choice = strategy.choose(info, session.policy, session.resident_limit)
+    if choice.executor != "in-memory" and natural.rewritable(lf):
+        # a rank filter per group beyond the resident limit (see engine/ranked.py)
+        return _run_natural(lf, session, strict, ranks=True)
     if choice.executor == "split" and (why := gathers_too_much(lf, info)):
         session.note("collect: " + why)
         return lf.collect()
@@ -182,14 +185,18 @@ def _try_split(lf, info, count: int, session):
     return None
 
 
-def _run_natural(lf, session, strict) -> pl.DataFrame:
-    """Group-bys the GPU engine lacks, asked in forms it has (see engine/natural.py)."""
+def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
+    """Group-bys the GPU engine lacks, asked in forms it has (see engine/natural.py);
+    with ``ranks``, filters on a rank per group too (see engine/ranked.py)."""
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
         return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
-    session.note("collect: top_k/corr/cov per group asked in forms the GPU engine has")
+    session.note("collect: a rank filter per group beyond the resident limit: its thresholds "
+                 "per group on the GPU, the rows at or above them kept in order by polars on "
+                 "the CPU" if ranks else
+                 "collect: top_k/corr/cov per group asked in forms the GPU engine has")
     try:
-        return natural.collect(lf, on_gpu)
+        return natural.collect(lf, on_gpu, ranks)
     except BudgetTooSmall:
         raise
     except Exception as err:  # noqa: BLE001

@@ -9,6 +9,10 @@ results. The expressions are read through polars' IR view (``NodeTraverser``).
 
 from __future__ import annotations
 
+import operator
+
+import polars as pl
+
 
 def column(nt, named) -> str | None:
     """The column name a named expression is, or None when it computes something."""
@@ -125,3 +129,42 @@ def order_free(nt, node: int) -> bool:
     else:
         ok = kind in ("BinaryExpr", "Cast", "Ternary")
     return ok and all(order_free(nt, n) for n in operands(e, kind))
+
+
+# ----------------------------------------------------- back from the plan to polars expressions
+class Refuse(Exception):
+    """The plan's expression has no polars form here: leave the plan as written."""
+
+
+OPS = {"Plus": operator.add, "Minus": operator.sub, "Multiply": operator.mul,
+       "TrueDivide": operator.truediv, "FloorDivide": operator.floordiv, "Modulus": operator.mod,
+       "Eq": operator.eq, "NotEq": operator.ne, "Lt": operator.lt, "LtEq": operator.le,
+       "Gt": operator.gt, "GtEq": operator.ge, "And": operator.and_, "Or": operator.or_}
+
+
+def column_at(nt, node: int, through_casts: bool = False) -> str | None:
+    """The column name the expression at ``node`` is (through casts, if asked), or None."""
+    e = nt.view_expression(node)
+    while through_casts and type(e).__name__ == "Cast":  # polars casts corr's inputs to floats
+        e = nt.view_expression(e.expr)
+    return e.name if type(e).__name__ == "Column" else None
+
+
+def row_expr(nt, node: int) -> pl.Expr:
+    """A scan's predicate back as a polars expression (the forms filters take)."""
+    e = nt.view_expression(node)
+    kind = type(e).__name__
+    if kind == "Column":
+        return pl.col(e.name)
+    if kind == "Literal":
+        return pl.lit(e.value)
+    if kind == "BinaryExpr":
+        op = OPS.get(str(e.op).rsplit(".", 1)[-1])
+        if op is not None:
+            return op(row_expr(nt, e.left), row_expr(nt, e.right))
+    if kind == "Function" and not isinstance(e.function_data[0], str):
+        name = str(e.function_data[0]).rsplit(".", 1)[-1]
+        if name in ("IsNotNull", "IsNull", "Not") and len(e.input) == 1:
+            inner = row_expr(nt, e.input[0])
+            return {"IsNotNull": inner.is_not_null, "IsNull": inner.is_null, "Not": inner.not_}[name]()
+    raise Refuse

@@ -11,7 +11,17 @@ is on the CPU, never the frame's rows. A ``top_k`` list exploded right after (th
 largest k rows per group, as users ask for them) is the ranked rows themselves (polars leaves the order of a top_k's
 values unspecified), and no lists are built.
 
-The group-by node is replaced inside polars' optimised plan (the ``post_opt_callback``
+A filter on a rank within groups straight over a Frame (``pl.col(x).rank("min",
+descending=True).over(keys) <= n``, the top n rows of each group in the frame's row
+order) is refused too when its rows do not fit one partition: cudf-polars' streaming
+executor holds such a window in one partition, and a split by key loses the row order
+the answer keeps. Its rank is a threshold per group — a row's "min" rank is at most n
+exactly when its value is at least the group's n-th largest, counted with ties — so
+the GPU computes the thresholds (one row per group: the top n by a rank, split by key
+as any group-by) and polars keeps the rows at or above their group's threshold, in
+order, with one join on the keys.
+
+The group-by (or filter) node is replaced inside polars' optimised plan (the ``post_opt_callback``
 through which polars hands a plan to the GPU engine), so the rest of the plan runs
 unchanged.
 
@@ -29,24 +39,17 @@ True
 from __future__ import annotations
 
 import itertools
-import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
 import polars as pl
 
+from workbench.engine import ranked
+from workbench.engine.expressions import OPS, Refuse, column_at, row_expr
 from workbench.engine.plan import _frame_of
 
 _AGGS = {"sum", "mean", "min", "max", "median", "n_unique", "first", "last"}
-_OPS = {"Plus": operator.add, "Minus": operator.sub, "Multiply": operator.mul,
-        "TrueDivide": operator.truediv, "FloorDivide": operator.floordiv, "Modulus": operator.mod,
-        "Eq": operator.eq, "NotEq": operator.ne, "Lt": operator.lt, "LtEq": operator.le,
-        "Gt": operator.gt, "GtEq": operator.ge, "And": operator.and_, "Or": operator.or_}
 _ELEMENTWISE = {"sqrt": pl.Expr.sqrt, "abs": pl.Expr.abs, "exp": pl.Expr.exp, "log": pl.Expr.log}
-
-
-class _Refuse(Exception):
-    pass
 
 
 @dataclass
@@ -68,41 +71,48 @@ class _GroupBy:
         return f"__wb{next(self.names)}"
 
 
-def rewritable(lf: pl.LazyFrame) -> bool:
-    """Whether ``lf`` holds a group-by that :func:`collect` would rewrite."""
+def rewritable(lf: pl.LazyFrame, ranks: bool = True) -> bool:
+    """Whether ``lf`` holds a group-by (or, with ``ranks``, a filter on a rank per group)
+    that :func:`collect` would rewrite."""
     nt = lf._ldf.visit()
     try:
-        return bool(_find(nt, nt.get_node()))
+        return bool(_find(nt, nt.get_node(), ranks))
     except NotImplementedError:  # a node polars' IR view cannot show (a Python UDF)
         return False
 
 
-def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
-    """``lf``'s answer, each rewritable group-by's pieces computed by ``run`` (the GPU)."""
+def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame],
+            ranks: bool = True) -> pl.DataFrame:
+    """``lf``'s answer, each rewritable group-by's pieces (and, with ``ranks``, each rank
+    filter's thresholds) computed by ``run`` (the GPU)."""
     def callback(nt, *_):
         root = nt.get_node()
-        for node, spec in _find(nt, root):
+        for node, spec in _find(nt, root, ranks):
             nt.set_node(node)
-            nt.set_udf(lambda *_, spec=spec: _evaluate(spec, run))
+            nt.set_udf(lambda *_, spec=spec: spec.evaluate(run) if isinstance(spec, ranked.RankFilter)
+                       else _evaluate(spec, run))
         nt.set_node(root)
 
     return lf.collect(post_opt_callback=callback)
 
 
-def _find(nt, node: int) -> list[tuple[int, _GroupBy]]:
+def _find(nt, node: int, ranks: bool = True) -> list[tuple[int, object]]:
     nt.set_node(node)
     ir = nt.view_current_node()
     if (spec := _exploded_top_k(nt, node, ir)) is not None:
         return [(node, spec)]
     nt.set_node(node)
+    if ranks and (rank := ranked.find(nt, ir)) is not None:
+        return [(node, rank)]
+    nt.set_node(node)
     if type(ir).__name__ == "GroupBy":
         try:
             return [(node, _parse(nt, ir))]
-        except (_Refuse, NotImplementedError):
-            pass
+        except (Refuse, NotImplementedError):
+            nt.set_node(node)  # the parse walked below: back to this node's inputs
     found = []
     for child in nt.get_inputs():
-        found.extend(_find(nt, child))
+        found.extend(_find(nt, child, ranks))
         nt.set_node(node)
     return found
 
@@ -119,7 +129,7 @@ def _exploded_top_k(nt, node: int, ir) -> _GroupBy | None:
         return None
     try:
         spec = _parse(nt, below)
-    except (_Refuse, NotImplementedError):
+    except (Refuse, NotImplementedError):
         return None
     if spec.main or len(spec.tops) != 1 or \
             [n for n, e in spec.outputs] != list(ir.function[1]) or \
@@ -131,9 +141,9 @@ def _exploded_top_k(nt, node: int, ir) -> _GroupBy | None:
 
 
 def _parse(nt, ir) -> _GroupBy:
-    keys = [_column(nt, k.node) for k in ir.keys]
+    keys = [column_at(nt, k.node) for k in ir.keys]
     if None in keys or ir.apply or ir.maintain_order or getattr(ir.options, "slice", None):
-        raise _Refuse
+        raise Refuse
     schema = dict(nt.get_schema())
     nt.set_node(ir.input)
     scan = nt.view_current_node()
@@ -142,8 +152,8 @@ def _parse(nt, ir) -> _GroupBy:
         scan = nt.view_current_node()
     frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
     if frame is None:
-        raise _Refuse
-    where = None if scan.options[3] is None else _row_expr(nt, scan.options[3][1])
+        raise Refuse
+    where = None if scan.options[3] is None else row_expr(nt, scan.options[3][1])
     spec = _GroupBy(frame, keys, where, schema)
     natural = False
     for agg in ir.aggs:
@@ -151,7 +161,7 @@ def _parse(nt, ir) -> _GroupBy:
         natural |= is_natural
         spec.outputs.append((agg.output_name, expr))
     if not natural:
-        raise _Refuse  # the GPU engine runs it as written
+        raise Refuse  # the GPU engine runs it as written
     return spec
 
 
@@ -167,20 +177,20 @@ def _agg(nt, node: int, spec: _GroupBy) -> tuple[pl.Expr, bool]:
         (arg,) = e.arguments
         if e.name == "implode":
             return _top_k(nt, arg, spec), True
-        c = _column(nt, arg)
+        c = column_at(nt, arg)
         if c is None:
-            raise _Refuse
+            raise Refuse
         if e.name in _AGGS:
             return _piece(spec, getattr(pl.col(c), e.name)()), False
         if e.name in ("std", "var"):
             return _piece(spec, getattr(pl.col(c), e.name)(ddof=e.options)), False
         if e.name == "count":
             return _piece(spec, pl.col(c).len() if e.options else pl.col(c).count()), False
-        raise _Refuse
+        raise Refuse
     if kind == "BinaryExpr":
-        op = _OPS.get(str(e.op).rsplit(".", 1)[-1])
+        op = OPS.get(str(e.op).rsplit(".", 1)[-1])
         if op is None:
-            raise _Refuse
+            raise Refuse
         (left, a), (right, b) = _agg(nt, e.left, spec), _agg(nt, e.right, spec)
         return op(left, right), a or b
     if kind == "Function":
@@ -188,9 +198,9 @@ def _agg(nt, node: int, spec: _GroupBy) -> tuple[pl.Expr, bool]:
         if name == "corr":
             return _moments(nt, e, spec), True
         if name == "quantile":
-            c, q = _column(nt, e.input[0]), nt.view_expression(e.input[1])
+            c, q = column_at(nt, e.input[0]), nt.view_expression(e.input[1])
             if c is None or type(q).__name__ != "Literal":
-                raise _Refuse
+                raise Refuse
             return _piece(spec, pl.col(c).quantile(q.value, e.function_data[1])), False
         if name == "pow":
             (base, a), (power, b) = _agg(nt, e.input[0], spec), _agg(nt, e.input[1], spec)
@@ -198,7 +208,7 @@ def _agg(nt, node: int, spec: _GroupBy) -> tuple[pl.Expr, bool]:
         if name in _ELEMENTWISE and len(e.input) == 1:
             inner, a = _agg(nt, e.input[0], spec)
             return _ELEMENTWISE[name](inner), a
-    raise _Refuse
+    raise Refuse
 
 
 def _piece(spec: _GroupBy, expr: pl.Expr) -> pl.Expr:
@@ -213,9 +223,9 @@ _FLAT = 1e-12
 
 def _moments(nt, e, spec: _GroupBy) -> pl.Expr:
     """Pearson correlation or covariance from per-group sums over the complete pairs."""
-    a, b = (_column(nt, n, through_casts=True) for n in e.input)
+    a, b = (column_at(nt, n, through_casts=True) for n in e.input)
     if a is None or b is None or e.function_data[1] not in ("pearson", "covariance"):
-        raise _Refuse
+        raise Refuse
     both = pl.col(a).is_not_null() & pl.col(b).is_not_null()
     x, y = (pl.when(both).then(pl.col(c).cast(pl.Float64)) for c in (a, b))
     n = _piece(spec, x.count()).cast(pl.Float64)
@@ -234,12 +244,12 @@ def _moments(nt, e, spec: _GroupBy) -> pl.Expr:
 def _top_k(nt, node: int, spec: _GroupBy) -> pl.Expr:
     e = nt.view_expression(node)
     if type(e).__name__ != "Function" or e.function_data[0] != "top_k":
-        raise _Refuse
-    c, k = _column(nt, e.input[0]), nt.view_expression(e.input[1])
+        raise Refuse
+    c, k = column_at(nt, e.input[0]), nt.view_expression(e.input[1])
     if c is None or type(k).__name__ != "Literal":
-        raise _Refuse
+        raise Refuse
     if _may_hold_nulls(spec, c):
-        raise _Refuse  # polars fills short groups with nulls; a rank cannot say where
+        raise Refuse  # polars fills short groups with nulls; a rank cannot say where
     name = spec.alias()
     spec.tops.append((name, c, int(k.value), not e.function_data[1]))
     return pl.col(name)
@@ -271,30 +281,3 @@ def _evaluate(spec: _GroupBy, run) -> pl.DataFrame:
                                                            nulls_equal=True)
     out = result.select(*spec.keys, *(expr.alias(name) for name, expr in spec.outputs))
     return out.cast({n: t for n, t in spec.schema.items() if out.schema[n] != t})
-
-
-def _column(nt, node: int, through_casts: bool = False) -> str | None:
-    e = nt.view_expression(node)
-    while through_casts and type(e).__name__ == "Cast":  # polars casts corr's inputs to floats
-        e = nt.view_expression(e.expr)
-    return e.name if type(e).__name__ == "Column" else None
-
-
-def _row_expr(nt, node: int) -> pl.Expr:
-    """A scan's predicate back as a polars expression (the forms filters take)."""
-    e = nt.view_expression(node)
-    kind = type(e).__name__
-    if kind == "Column":
-        return pl.col(e.name)
-    if kind == "Literal":
-        return pl.lit(e.value)
-    if kind == "BinaryExpr":
-        op = _OPS.get(str(e.op).rsplit(".", 1)[-1])
-        if op is not None:
-            return op(_row_expr(nt, e.left), _row_expr(nt, e.right))
-    if kind == "Function" and not isinstance(e.function_data[0], str):
-        name = str(e.function_data[0]).rsplit(".", 1)[-1]
-        if name in ("IsNotNull", "IsNull", "Not") and len(e.input) == 1:
-            inner = _row_expr(nt, e.input[0])
-            return {"IsNotNull": inner.is_not_null, "IsNull": inner.is_null, "Not": inner.not_}[name]()
-    raise _Refuse

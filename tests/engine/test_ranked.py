@@ -1,0 +1,107 @@
+"""Filters on a rank within groups over a Frame, as a threshold per group (engine/ranked.py).
+
+The thresholds' query runs through polars on the CPU here and through workbench.collect on
+the GPU (tests/engine/test_natural_gpu.py); the answer, row order included, must be polars'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import workbench as wb
+from workbench.engine import natural
+
+
+def _table(n: int, seed: int, groups: int, nulls: bool) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    keys = pl.Series("k", rng.integers(0, groups, n))
+    # few distinct values: ties within a group are common
+    v = pl.Series("v", rng.integers(0, 6, n).astype(np.float64))
+    s = pl.Series("s", [f"id{i:03d}" for i in rng.integers(0, groups, n)])
+    if nulls and n:
+        keys = keys.scatter(np.flatnonzero(rng.random(n) < 0.1), None)
+        v = v.scatter(np.flatnonzero(rng.random(n) < 0.1), None)
+    return pl.DataFrame([keys, s, v, pl.Series("w", rng.integers(0, 100, n))])
+
+
+RANKS = {
+    "at_most": lambda r, n: r <= n,
+    "below": lambda r, n: r < n,
+    "mirrored": lambda r, n: n >= r,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 400), st.integers(0, 2**31 - 1), st.integers(1, 30), st.booleans(),
+       st.integers(0, 5), st.booleans(), st.sampled_from(sorted(RANKS)),
+       st.sampled_from([["k"], ["s"], ["k", "s"]]))
+def test_a_rank_filter_per_group_answers_as_polars_in_row_order(n, seed, groups, nulls, top,
+                                                                descending, how, keys):
+    wb.init(backend="cpu")
+    df = _table(n, seed, groups, nulls)
+    plan = lambda x: x.filter(RANKS[how](pl.col("v").rank("min", descending=descending)
+                                         .over(keys), top)).select("s", "v", "w")
+    lf = plan(wb.Frame.from_polars(df).lazy())
+    assert natural.rewritable(lf)
+    assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
+
+
+def test_the_rows_of_a_filter_below_the_rank_are_ranked_alone():
+    wb.init(backend="cpu")
+    df = _table(3000, 1, 12, nulls=True)
+    plan = lambda x: (x.filter(pl.col("w") > 30)
+                      .filter(pl.col("v").rank("min", descending=True).over("k") == 1))
+    lf = plan(wb.Frame.from_polars(df).lazy())
+    assert natural.rewritable(lf)
+    assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
+
+
+def test_the_thresholds_are_one_row_per_group_computed_by_the_runner():
+    wb.init(backend="cpu")
+    df = _table(5000, 2, 40, nulls=False)
+    lf = wb.Frame.from_polars(df).lazy().filter(
+        pl.col("v").rank("min", descending=True).over("k") <= 2)
+    asked = []
+
+    def run(piece):
+        asked.append(piece.collect())
+        return asked[-1]
+
+    natural.collect(lf, run)
+    (thresholds,) = asked
+    assert thresholds.height == df["k"].n_unique()
+    assert thresholds.columns == ["k", "__wb_edge"]
+
+
+@pytest.mark.parametrize("plan, rewritten", [
+    (lambda x: x.filter(pl.col("v").rank("dense", descending=True).over("k") <= 2), False),
+    (lambda x: x.filter(pl.col("v").rank("min").over("k") > 2), False),  # the bottom rows kept
+    (lambda x: x.filter(pl.col("v").rank("min").over("k") == 2), False),  # not a top n
+    (lambda x: x.filter(pl.col("v").rank("min").over("v") <= 2), False),  # ranked by its own value
+    (lambda x: x.head(100).filter(pl.col("v").rank("min").over("k") <= 2), False),  # a limit first
+    (lambda x: x.filter(pl.col("v").rank("min").over("k") <= 2).head(3), True),  # polars finishes
+    (lambda x: x.filter(pl.col("v").rank("min").over("k") == 1).group_by("k").len(), True),
+], ids=["dense", "greater", "equal-two", "own-key", "limit-before", "limit-after", "grouped-after"])
+def test_only_top_n_rank_filters_over_a_frame_are_rewritten(plan, rewritten):
+    wb.init(backend="cpu")
+    df = _table(500, 3, 7, nulls=False)
+    lf = plan(wb.Frame.from_polars(df).lazy())
+    assert natural.rewritable(lf) == rewritten
+    want = plan(df.lazy()).collect()
+    got = natural.collect(lf, pl.LazyFrame.collect) if rewritten else lf.collect()
+    if want.columns == ["k", "len"]:  # a group-by's rows come in no set order
+        got, want = got.sort("k"), want.sort("k")
+    assert_frame_equal(got, want)
+
+
+def test_a_value_column_holding_nan_is_left_as_written():
+    wb.init(backend="cpu")
+    df = pl.DataFrame({"k": [1, 1, 1, 2], "v": [float("nan"), 1.0, 2.0, 3.0]})
+    lf = wb.Frame.from_polars(df).lazy().filter(
+        pl.col("v").rank("min", descending=True).over("k") <= 1)
+    assert not natural.rewritable(lf)

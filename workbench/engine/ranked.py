@@ -1,0 +1,111 @@
+"""Filters on a rank within groups over a Frame, run as a threshold per group.
+
+``frame.lazy().filter(pl.col(x).rank("min", descending=True).over(keys) <= n)`` keeps
+the top n rows of each group in the frame's row order. cudf-polars' streaming executor
+holds such a window in one partition, and a split by key loses the row order the answer
+keeps, so beyond the resident limit it ran on the CPU. Its rank is a threshold: a row's
+"min" rank is at most n exactly when its value is at least its group's n-th largest,
+counted with ties (every value of a group with fewer). The GPU computes the thresholds
+through ``run`` (one row per group: the least of the top n by an ordinal rank, a
+group-by that splits by key as any other), and polars keeps the rows at or above their
+group's threshold, in order, with one join on the keys (``maintain_order="left"``).
+:mod:`workbench.engine.natural` puts the answer in place of the filter in polars' plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from workbench.engine.expressions import Refuse, column_at, row_expr
+from workbench.engine.plan import _frame_of
+
+#: ``rank(...) OP n`` as "rank at most n": the largest n it keeps, by operator
+_AT_MOST = {"LtEq": lambda n: n, "Lt": lambda n: n - 1, "Eq": lambda n: 1 if n == 1 else None}
+_MIRRORED = {"GtEq": "LtEq", "Gt": "Lt", "Eq": "Eq"}  # n OP rank(...)
+
+
+@dataclass
+class RankFilter:
+    """``filter(pl.col(value).rank("min", descending=largest).over(keys) <= n)`` over a
+    Frame's scan (after its pushed predicate ``where``) of ``columns``, in the order the
+    filter sees them."""
+
+    frame: object
+    columns: list[str]
+    where: pl.Expr | None
+    keys: list[str]
+    value: str
+    n: int
+    largest: bool
+
+    def evaluate(self, run) -> pl.DataFrame:
+        base = self.frame.lazy()
+        if self.where is not None:
+            base = base.filter(self.where)
+        # the n-th value of each group counted with ties: the least of its top n by an
+        # ordinal rank (all of a group's values when it has fewer)
+        edge = pl.col(self.value).min() if self.largest else pl.col(self.value).max()
+        thresholds = run(base.select(*self.keys, self.value)
+                         .filter(pl.col(self.value).rank("ordinal", descending=self.largest)
+                                 .over(self.keys) <= self.n)
+                         .group_by(self.keys).agg(edge.alias("__wb_edge")))
+        rows = self.frame.to_polars().lazy()
+        if self.where is not None:
+            rows = rows.filter(self.where)
+        kept = pl.col(self.value) >= pl.col("__wb_edge") if self.largest \
+            else pl.col(self.value) <= pl.col("__wb_edge")
+        return (rows.select(self.columns)
+                .join(thresholds.lazy(), on=self.keys, how="left", nulls_equal=True,
+                      maintain_order="left")
+                .filter(kept).drop("__wb_edge").collect())
+
+
+def find(nt, ir) -> RankFilter | None:
+    """The filter on a rank per group straight over a Frame's scan, or None."""
+    if type(ir).__name__ != "Filter":
+        return None
+    e = nt.view_expression(ir.predicate.node)
+    if type(e).__name__ != "BinaryExpr":
+        return None
+    op, window, literal = str(e.op).rsplit(".", 1)[-1], e.left, e.right
+    if type(nt.view_expression(window)).__name__ != "Window":
+        op, window, literal = _MIRRORED.get(op), e.right, e.left
+    w, lit = nt.view_expression(window), nt.view_expression(literal)
+    if op not in _AT_MOST or type(w).__name__ != "Window" or type(lit).__name__ != "Literal" \
+            or not isinstance(lit.value, int) or w.order_by is not None:
+        return None
+    rank = nt.view_expression(w.function)
+    if type(rank).__name__ != "Function" or rank.function_data[:2] != ("rank", "min"):
+        return None
+    n = _AT_MOST[op](lit.value)
+    keys = [column_at(nt, k) for k in w.partition_by]
+    value = column_at(nt, rank.input[0])
+    nt.set_node(ir.input)
+    columns = list(nt.get_schema())  # what the filter sees, in its order
+    scan = nt.view_current_node()
+    while type(scan).__name__ == "SimpleProjection":  # a column reorder: the scan is below
+        nt.set_node(scan.input)
+        scan = nt.view_current_node()
+    frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
+    if n is None or value is None or None in keys or value in keys or frame is None \
+            or scan.options[4] is not None or _may_hold_nan(frame, value):
+        return None
+    try:
+        where = None if scan.options[3] is None else row_expr(nt, scan.options[3][1])
+    except Refuse:
+        return None
+    return RankFilter(frame, columns, where, keys, value, n, bool(rank.function_data[2]))
+
+
+def _may_hold_nan(frame, column: str) -> bool:
+    """NaN ranks above every number, and GPU and CPU minima treat it differently."""
+    import pyarrow.compute as pc
+
+    host = frame._host
+    if host is None:
+        return True
+    data = host.column(column)
+    return pa.types.is_floating(data.type) and bool(pc.any(pc.is_nan(data)).as_py())
