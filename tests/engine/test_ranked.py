@@ -105,3 +105,37 @@ def test_a_value_column_holding_nan_is_left_as_written():
     lf = wb.Frame.from_polars(df).lazy().filter(
         pl.col("v").rank("min", descending=True).over("k") <= 1)
     assert not natural.rewritable(lf)
+
+
+def test_the_thresholds_query_splits_by_key_where_the_filter_does_not():
+    from workbench.engine.plan import inspect
+
+    wb.init(backend="cpu")
+    frame = wb.Frame.from_polars(_table(2000, 4, 9, nulls=True))
+    lf = frame.lazy().filter(pl.col("v").rank("min", descending=True).over("k", "s") <= 2)
+    assert inspect(lf).split is None  # its answer keeps the frame's row order
+    pieces = []
+    natural.collect(lf, lambda piece: pieces.append(piece) or piece.collect())
+    (piece,) = pieces
+    split = inspect(piece).split
+    assert split is not None and set(split.keys[id(frame)]) <= {"k", "s"}
+    assert not natural.rewritable(piece, ranks=False)  # no group-by rewrite beneath it
+
+
+def test_the_rewrite_is_chosen_only_beyond_the_resident_limit():
+    from tests.profiles import hardware_profile
+    from workbench.engine import strategy
+    from workbench.engine.collect import ranks_beyond_memory
+    from workbench.engine.plan import inspect
+    from workbench.memory import choose
+
+    wb.init(backend="cpu")
+    frame = wb.Frame.from_polars(_table(4000, 5, 9, nulls=False))
+    lf = frame.lazy().filter(pl.col("v").rank("min", descending=True).over("k") <= 2)
+    policy, info = choose(hardware_profile("h100"), budget="1GB"), inspect(lf)
+    small = strategy.choose(info, policy, resident_limit=10**9)  # fits: the GPU runs it as written
+    assert small.executor == "in-memory" and not ranks_beyond_memory(lf, info, small)
+    large = strategy.choose(info, policy, resident_limit=1000)
+    assert large.executor != "in-memory" and ranks_beyond_memory(lf, info, large)
+    grouped = frame.lazy().group_by("k").agg(pl.col("v").median())  # splits: no rank filter
+    assert not ranks_beyond_memory(grouped, inspect(grouped), large)

@@ -153,4 +153,5 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     assert top3["same"] is True and top3["rows"] >= 300, top3
     assert any("rank filter per group" in m for m in top3["notes"]), top3["notes"]
     assert any("split by key into" in m for m in top3["notes"]), top3["notes"]
+    assert "rank filter per group" in top3["explain"], top3["explain"]
     assert out["peak"] <= out["budget"], (out["peak"], out["budget"])

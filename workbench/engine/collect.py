@@ -126,8 +126,7 @@ def _collect(lf, engine, session, strict):
         return _run_natural(lf, session, strict, ranks=False)
     info = plans.inspect(lf)
     choice = strategy.choose(info, session.policy, session.resident_limit)
-    if choice.executor != "in-memory" and natural.rewritable(lf):
-        # a rank filter per group beyond the resident limit (see engine/ranked.py)
+    if ranks_beyond_memory(lf, info, choice):
         return _run_natural(lf, session, strict, ranks=True)
     if choice.executor == "split" and (why := gathers_too_much(lf, info)):
         session.note("collect: " + why)
@@ -173,6 +172,18 @@ def _collect(lf, engine, session, strict):
     return lf.collect()
 
 
+def ranks_beyond_memory(lf, info, choice) -> bool:
+    """Whether ``lf`` is a filter on a rank per group beyond the resident limit that does
+    not split (its answer keeps the row order): its thresholds' query splits instead
+    (see engine/ranked.py)."""
+    return choice.executor != "in-memory" and info.split is None and natural.rewritable(lf)
+
+
+#: what the session's log and ``wb.explain`` say of such a filter
+RANKS_BEYOND = ("a rank filter per group beyond the resident limit: its thresholds per group "
+                "on the GPU, the rows at or above them kept in order by polars on the CPU")
+
+
 def _try_split(lf, info, count: int, session):
     """The split's answer, or None when the GPU engine cannot run its partitions."""
     try:
@@ -191,10 +202,8 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
         return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
-    session.note("collect: a rank filter per group beyond the resident limit: its thresholds "
-                 "per group on the GPU, the rows at or above them kept in order by polars on "
-                 "the CPU" if ranks else
-                 "collect: top_k/corr/cov per group asked in forms the GPU engine has")
+    session.note("collect: " + (RANKS_BEYOND if ranks else
+                                "top_k/corr/cov per group asked in forms the GPU engine has"))
     try:
         return natural.collect(lf, on_gpu, ranks)
     except BudgetTooSmall:

@@ -16,6 +16,7 @@ import polars as pl
 
 from workbench.engine import plan as plans
 from workbench.engine import strategy
+from workbench.engine.collect import RANKS_BEYOND, ranks_beyond_memory
 from workbench.engine.split import gathers_too_much
 from workbench.errors import BudgetTooSmall
 from workbench.session import current_session
@@ -78,4 +79,6 @@ def explain(lf: pl.LazyFrame) -> Explanation:
         return Explanation("cpu", 1, 0, f"does not fit the GPU budget: {err}", info)
     if c.executor == "split" and (why := gathers_too_much(lf, info)):
         return Explanation("cpu", 1, 0, why, info)
+    if ranks_beyond_memory(lf, info, c):
+        return Explanation("split", c.partitions, c.moves, RANKS_BEYOND, info)
     return Explanation(c.executor, c.partitions, c.moves, c.reason, info)

@@ -6,8 +6,8 @@ holds such a window in one partition, and a split by key loses the row order the
 keeps, so beyond the resident limit it ran on the CPU. Its rank is a threshold: a row's
 "min" rank is at most n exactly when its value is at least its group's n-th largest,
 counted with ties (every value of a group with fewer). The GPU computes the thresholds
-through ``run`` (one row per group: the least of the top n by an ordinal rank, a
-group-by that splits by key as any other), and polars keeps the rows at or above their
+through ``run`` (one row per group: the least value the filter keeps, a group-by that
+splits by key as any other), and polars keeps the rows at or above their
 group's threshold, in order, with one join on the keys (``maintain_order="left"``).
 :mod:`workbench.engine.natural` puts the answer in place of the filter in polars' plan.
 """
@@ -45,11 +45,12 @@ class RankFilter:
         base = self.frame.lazy()
         if self.where is not None:
             base = base.filter(self.where)
-        # the n-th value of each group counted with ties: the least of its top n by an
-        # ordinal rank (all of a group's values when it has fewer)
+        # the n-th value of each group counted with ties is the least value the filter
+        # keeps; a group-by by the window's keys splits by key, which the filter alone
+        # (whose answer keeps the row order) does not
         edge = pl.col(self.value).min() if self.largest else pl.col(self.value).max()
         thresholds = run(base.select(*self.keys, self.value)
-                         .filter(pl.col(self.value).rank("ordinal", descending=self.largest)
+                         .filter(pl.col(self.value).rank("min", descending=self.largest)
                                  .over(self.keys) <= self.n)
                          .group_by(self.keys).agg(edge.alias("__wb_edge")))
         rows = self.frame.to_polars().lazy()
