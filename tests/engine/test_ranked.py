@@ -61,21 +61,36 @@ def test_the_rows_of_a_filter_below_the_rank_are_ranked_alone():
     assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
 
 
-def test_the_thresholds_are_one_row_per_group_computed_by_the_runner():
+def test_with_one_key_the_runner_computes_the_thresholds_and_keeps_the_rows():
+    from workbench.engine.plan import inspect
+
     wb.init(backend="cpu")
     df = _table(5000, 2, 40, nulls=False)
-    lf = wb.Frame.from_polars(df).lazy().filter(
-        pl.col("v").rank("min", descending=True).over("k") <= 2)
-    asked = []
+    frame = wb.Frame.from_polars(df)
+    plan = lambda x: x.filter(pl.col("v").rank("min", descending=True).over("k") <= 2)
+    pieces = []
 
     def run(piece):
-        asked.append(piece.collect())
-        return asked[-1]
+        pieces.append(piece)
+        return piece.collect()
 
-    natural.collect(lf, run)
-    (thresholds,) = asked
-    assert thresholds.height == df["k"].n_unique()
-    assert thresholds.columns == ["k", "__wb_edge"]
+    got = natural.collect(plan(frame.lazy()), run)
+    thresholds, rows = pieces
+    assert thresholds.collect().height == df["k"].n_unique()  # one row per group
+    assert inspect(thresholds).split.keys[id(frame)] == ("k",)  # split by key
+    assert inspect(rows).split.by_rows  # the rows kept row by row, in order
+    assert_frame_equal(got, plan(df.lazy()).collect())
+
+
+def test_with_several_keys_polars_keeps_the_rows():
+    wb.init(backend="cpu")
+    df = _table(3000, 6, 10, nulls=True)
+    plan = lambda x: x.filter(pl.col("v").rank("min").over("k", "s") < 3)
+    pieces = []
+    got = natural.collect(plan(wb.Frame.from_polars(df).lazy()),
+                          lambda piece: pieces.append(piece) or piece.collect())
+    assert len(pieces) == 1  # the thresholds alone
+    assert_frame_equal(got, plan(df.lazy()).collect())
 
 
 @pytest.mark.parametrize("plan, rewritten", [

@@ -7,8 +7,10 @@ keeps, so beyond the resident limit it ran on the CPU. Its rank is a threshold: 
 "min" rank is at most n exactly when its value is at least its group's n-th largest,
 counted with ties (every value of a group with fewer). The GPU computes the thresholds
 through ``run`` (one row per group: the least value the filter keeps, a group-by that
-splits by key as any other), and polars keeps the rows at or above their
-group's threshold, in order, with one join on the keys (``maintain_order="left"``).
+splits by key as any other). The rows at or above their group's threshold are kept in
+order: with one key by a row-wise lookup of the thresholds (``replace_strict``), which
+runs through ``run`` too and splits by row ranges; with several, by polars on the CPU
+with one join on the keys (``maintain_order="left"``).
 :mod:`workbench.engine.natural` puts the answer in place of the filter in polars' plan.
 """
 
@@ -53,15 +55,22 @@ class RankFilter:
                          .filter(pl.col(self.value).rank("min", descending=self.largest)
                                  .over(self.keys) <= self.n)
                          .group_by(self.keys).agg(edge.alias("__wb_edge")))
+        at_edge = (lambda edge_of: pl.col(self.value) >= edge_of) if self.largest \
+            else (lambda edge_of: pl.col(self.value) <= edge_of)
+        if len(self.keys) == 1 and thresholds.height:
+            # one key: the edge is a row-wise lookup, so the rows are kept on the GPU too,
+            # split by row ranges, whose answers come back in order
+            (key,) = self.keys
+            edge_of = pl.col(key).replace_strict(thresholds[key], thresholds["__wb_edge"],
+                                                 default=None)
+            return run(base.filter(at_edge(edge_of)).select(self.columns))
         rows = self.frame.to_polars().lazy()
         if self.where is not None:
             rows = rows.filter(self.where)
-        kept = pl.col(self.value) >= pl.col("__wb_edge") if self.largest \
-            else pl.col(self.value) <= pl.col("__wb_edge")
         return (rows.select(self.columns)
                 .join(thresholds.lazy(), on=self.keys, how="left", nulls_equal=True,
                       maintain_order="left")
-                .filter(kept).drop("__wb_edge").collect())
+                .filter(at_edge(pl.col("__wb_edge"))).drop("__wb_edge").collect())
 
 
 def find(nt, ir) -> RankFilter | None:
