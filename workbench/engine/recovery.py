@@ -50,6 +50,9 @@ def parked() -> int:
 def _park_collectives() -> int:
     if "rapidsmpf" not in sys.modules:
         return 0  # the streaming executor never ran here
+    # Every failure once the streaming executor is loaded walks all objects (~30 ms per
+    # 1e5 on 2 cores): cheaper than telling from the traceback which attempts streamed,
+    # where a miss would cost the process.
     found = 0
     for obj in gc.get_objects():
         kind = type(obj)
