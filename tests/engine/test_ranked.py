@@ -29,6 +29,13 @@ def _table(n: int, seed: int, groups: int, nulls: bool) -> pl.DataFrame:
     return pl.DataFrame([keys, s, v, pl.Series("w", rng.integers(0, 100, n))])
 
 
+def _answers_as_polars(df: pl.DataFrame, plan) -> None:
+    """``plan`` over a Frame of ``df`` is rewritten, and answers as polars, in order."""
+    lf = plan(wb.Frame.from_polars(df).lazy())
+    assert natural.rewritable(lf)
+    assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
+
+
 RANKS = {
     "at_most": lambda r, n: r <= n,
     "below": lambda r, n: r < n,
@@ -39,26 +46,20 @@ RANKS = {
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 400), st.integers(0, 2**31 - 1), st.integers(1, 30), st.booleans(),
        st.integers(0, 5), st.booleans(), st.sampled_from(sorted(RANKS)),
-       st.sampled_from([["k"], ["s"], ["k", "s"]]))
+       st.sampled_from([["k"], ["s"], ["k", "s"]]), st.sampled_from(["v", "w"]))
 def test_a_rank_filter_per_group_answers_as_polars_in_row_order(n, seed, groups, nulls, top,
-                                                                descending, how, keys):
+                                                                descending, how, keys, value):
     wb.init(backend="cpu")
     df = _table(n, seed, groups, nulls)
-    plan = lambda x: x.filter(RANKS[how](pl.col("v").rank("min", descending=descending)
-                                         .over(keys), top)).select("s", "v", "w")
-    lf = plan(wb.Frame.from_polars(df).lazy())
-    assert natural.rewritable(lf)
-    assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
+    _answers_as_polars(df, lambda x: x.filter(RANKS[how](
+        pl.col(value).rank("min", descending=descending).over(keys), top)).select("s", "v", "w"))
 
 
 def test_the_rows_of_a_filter_below_the_rank_are_ranked_alone():
     wb.init(backend="cpu")
     df = _table(3000, 1, 12, nulls=True)
-    plan = lambda x: (x.filter(pl.col("w") > 30)
-                      .filter(pl.col("v").rank("min", descending=True).over("k") == 1))
-    lf = plan(wb.Frame.from_polars(df).lazy())
-    assert natural.rewritable(lf)
-    assert_frame_equal(natural.collect(lf, pl.LazyFrame.collect), plan(df.lazy()).collect())
+    _answers_as_polars(df, lambda x: x.filter(pl.col("w") > 30)
+                       .filter(pl.col("v").rank("min", descending=True).over("k") == 1))
 
 
 def test_with_one_key_the_runner_computes_the_thresholds_and_keeps_the_rows():
