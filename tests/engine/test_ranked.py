@@ -155,3 +155,19 @@ def test_the_rewrite_is_chosen_only_beyond_the_resident_limit():
     assert large.executor != "in-memory" and ranks_beyond_memory(lf, info, large)
     grouped = frame.lazy().group_by("k").agg(pl.col("v").median())  # splits: no rank filter
     assert not ranks_beyond_memory(grouped, inspect(grouped), large)
+
+
+def test_a_plan_reading_other_scans_is_left_whole():
+    from tests.profiles import hardware_profile
+    from workbench.engine import strategy
+    from workbench.engine.collect import ranks_beyond_memory
+    from workbench.engine.plan import inspect
+    from workbench.memory import choose
+
+    wb.init(backend="cpu")
+    df = _table(4000, 7, 9, nulls=False)
+    top = wb.Frame.from_polars(df).lazy().filter(pl.col("v").rank("min").over("k") <= 2)
+    joined = top.join(wb.Frame.from_polars(df.select("k", "w")).lazy(), on="k")
+    info = inspect(joined)
+    choice = strategy.choose(info, choose(hardware_profile("h100"), budget="1GB"), resident_limit=1000)
+    assert natural.rewritable(joined) and not ranks_beyond_memory(joined, info, choice)

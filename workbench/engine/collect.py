@@ -173,10 +173,12 @@ def _collect(lf, engine, session, strict):
 
 
 def ranks_beyond_memory(lf, info, choice) -> bool:
-    """Whether ``lf`` is a filter on a rank per group beyond the resident limit that does
-    not split (its answer keeps the row order): its thresholds' query splits instead
-    (see engine/ranked.py)."""
-    return choice.executor != "in-memory" and info.split is None and natural.rewritable(lf)
+    """Whether ``lf`` reads one Frame through a filter on a rank per group, beyond the
+    resident limit, and does not split (its answer keeps the row order): its thresholds'
+    query splits instead (see engine/ranked.py), and polars runs what the plan does with
+    the few rows kept. A plan reading more scans is left whole to the GPU's executors."""
+    return choice.executor != "in-memory" and info.split is None and len(info.inputs) == 1 \
+        and natural.rewritable(lf)
 
 
 #: what the session's log and ``wb.explain`` say of such a filter
@@ -299,7 +301,8 @@ def _release(err: BaseException, session) -> None:
     if done["parked"] or done["spilled"]:
         session.note(f"collect: the failed attempt's streaming state was released: "
                      f"{done['spilled']:,} bytes spilled to host memory, {done['parked']} "
-                     "unfinished shuffles kept from aborting the process")
+                     "shuffles kept alive for good (destroying an unfinished one aborts the "
+                     "process)")
 
 
 def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):

@@ -11,15 +11,9 @@ is on the CPU, never the frame's rows. A ``top_k`` list exploded right after (th
 largest k rows per group, as users ask for them) is the ranked rows themselves (polars leaves the order of a top_k's
 values unspecified), and no lists are built.
 
-A filter on a rank within groups straight over a Frame (``pl.col(x).rank("min",
-descending=True).over(keys) <= n``, the top n rows of each group in the frame's row
-order) is refused too when its rows do not fit one partition: cudf-polars' streaming
-executor holds such a window in one partition, and a split by key loses the row order
-the answer keeps. Its rank is a threshold per group — a row's "min" rank is at most n
-exactly when its value is at least the group's n-th largest, counted with ties — so
-the GPU computes the thresholds (one row per group: the top n by a rank, split by key
-as any group-by) and polars keeps the rows at or above their group's threshold, in
-order, with one join on the keys.
+A filter on a rank within groups straight over a Frame beyond the resident limit (the
+top n rows of each group in the frame's row order) is run as a threshold per group
+(:mod:`workbench.engine.ranked`).
 
 The group-by (or filter) node is replaced inside polars' optimised plan (the ``post_opt_callback``
 through which polars hands a plan to the GPU engine), so the rest of the plan runs
