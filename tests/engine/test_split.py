@@ -178,6 +178,11 @@ def test_a_row_wise_plan_keeping_most_of_its_bytes_is_left_to_the_cpu():
     assert why is not None and "row by row" in why and "~80%" in why
     few = f.lazy().filter(pl.col("k") % 100 == 0).select("k", "v")  # 1% of the rows
     assert gathers_too_much(few, inspect(few)) is None
+    # the samples convert their own rows, not the whole frame's strings
+    g = wb.Frame.from_arrow(f.to_arrow())  # no polars view yet
+    selective = g.lazy().filter(pl.col("k") % 100 == 0).select("k", "v")
+    assert g._polars is None and gathers_too_much(selective, inspect(selective)) is None
+    assert g._polars is None
     # where the answer is small by construction no sample is taken
     for lf in (f.lazy().sort("v").head(3), f.lazy().group_by("s").agg(pl.col("v").median())):
         assert gathers_too_much(lf, inspect(lf)) is None

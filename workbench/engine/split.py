@@ -31,7 +31,7 @@ def answer_share(lf: pl.LazyFrame, split: Split, inputs) -> float:
     """The share of the bytes it reads that a row-wise plan's answer keeps, estimated by
     polars on the CPU over three sample row ranges (milliseconds); both sides are
     counted as polars counts them (``estimated_size``)."""
-    from workbench.frame.scan import range_of
+    from workbench.frame.scan import range_of, rows_as_polars
 
     kept = read = 0
     for index in (0, SAMPLE_RANGES // 2, SAMPLE_RANGES - 1):
@@ -41,7 +41,7 @@ def answer_share(lf: pl.LazyFrame, split: Split, inputs) -> float:
         for i in inputs:
             if i.frame is not None and id(i.frame) in split.keys:
                 first, count = range_of(len(i.frame), part)
-                read += i.frame.to_polars().slice(first, count).select(i.columns).estimated_size()
+                read += rows_as_polars(i.frame, list(i.columns), first, count).estimated_size()
     return kept / max(1, read)
 
 

@@ -36,6 +36,7 @@ from typing import Callable
 import polars as pl
 
 from workbench.errors import DoesNotFit
+from workbench.frame.table import as_polars
 
 
 @dataclass(frozen=True)
@@ -203,12 +204,21 @@ def range_of(rows: int, part: Partition) -> tuple[int, int]:
     return first, min(step, rows - first)
 
 
+def rows_as_polars(frame, names: list[str], first: int, count: int) -> pl.DataFrame:
+    """Rows ``first`` to ``first + count`` of ``names`` as polars: a slice of the frame's
+    polars view when it has one, else only those rows converted. A few sample rows must
+    not cost the conversion of every string of the frame (a second or more at 3e7 rows)."""
+    if frame._polars is not None:
+        return frame._polars.slice(first, count).select(names)
+    return as_polars(frame._table.slice(first, count).select(names))
+
+
 def _range_rows(frame, names, predicate, feed, part: Partition, n_rows):
     """The rows of one range: on the GPU, views of resident columns or one copy of the
     range's host rows; on the CPU (no feed) a slice of the polars view."""
     first, count = range_of(len(frame), part)
     if feed is None or (frame._host is not None and not _copies_in_place(frame, names)):
-        df = frame.to_polars().slice(first, count).select(names)
+        df = rows_as_polars(frame, names, first, count)
         df = df.filter(predicate) if predicate is not None else df
         return iter([df.head(n_rows) if n_rows is not None else df])
     from workbench.frame import device
