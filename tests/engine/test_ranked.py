@@ -40,19 +40,22 @@ RANKS = {
     "at_most": lambda r, n: r <= n,
     "below": lambda r, n: r < n,
     "mirrored": lambda r, n: n >= r,
+    "equal": lambda r, n: r == n,
 }
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 400), st.integers(0, 2**31 - 1), st.integers(1, 30), st.booleans(),
        st.integers(0, 5), st.booleans(), st.sampled_from(sorted(RANKS)),
-       st.sampled_from([["k"], ["s"], ["k", "s"]]), st.sampled_from(["v", "w"]))
+       st.sampled_from([["k"], ["s"], ["k", "s"]]), st.sampled_from(["v", "w"]),
+       st.sampled_from(["min", "max", "average", "ordinal"]))
 def test_a_rank_filter_per_group_answers_as_polars_in_row_order(n, seed, groups, nulls, top,
-                                                                descending, how, keys, value):
+                                                                descending, how, keys, value,
+                                                                method):
     wb.init(backend="cpu")
     df = _table(n, seed, groups, nulls)
     _answers_as_polars(df, lambda x: x.filter(RANKS[how](
-        pl.col(value).rank("min", descending=descending).over(keys), top)).select("s", "v", "w"))
+        pl.col(value).rank(method, descending=descending).over(keys), top)).select("s", "v", "w"))
 
 
 def test_the_rows_of_a_filter_below_the_rank_are_ranked_alone():
@@ -97,7 +100,7 @@ def test_with_several_keys_polars_keeps_the_rows():
 @pytest.mark.parametrize("plan, rewritten", [
     (lambda x: x.filter(pl.col("v").rank("dense", descending=True).over("k") <= 2), False),
     (lambda x: x.filter(pl.col("v").rank("min").over("k") > 2), False),  # the bottom rows kept
-    (lambda x: x.filter(pl.col("v").rank("min").over("k") == 2), False),  # not a top n
+    (lambda x: x.filter(pl.col("v").rank("min").over("k") == 2), True),  # within the top 2
     (lambda x: x.filter(pl.col("v").rank("min").over("v") <= 2), False),  # ranked by its own value
     (lambda x: x.head(100).filter(pl.col("v").rank("min").over("k") <= 2), False),  # a limit first
     (lambda x: x.filter(pl.col("v").rank("min").over("k") <= 2).head(3), True),  # polars finishes

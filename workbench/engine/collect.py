@@ -183,8 +183,8 @@ def ranks_beyond_memory(lf, info, choice) -> bool:
 
 #: what the session's log and ``wb.explain`` say of such a filter
 RANKS_BEYOND = ("a rank filter per group beyond the resident limit: its thresholds per group "
-                "on the GPU, then the rows at or above them kept in order (on the GPU with "
-                "one key, by polars on the CPU with several)")
+                "on the GPU, then the rows that can pass kept in order (on the GPU with one "
+                "key, by polars with several), to which polars applies the filter")
 
 
 def _try_split(lf, info, count: int, session):

@@ -12,10 +12,10 @@ largest k rows per group, as users ask for them) is the ranked rows themselves (
 values unspecified), and no lists are built.
 
 A filter on a rank within groups straight over a Frame beyond the resident limit (the
-top n rows of each group in the frame's row order) is run as a threshold per group
-(:mod:`workbench.engine.ranked`).
+top n rows of each group in the frame's row order) gets as its input the few rows that
+can pass, which the GPU keeps (:mod:`workbench.engine.ranked`).
 
-The group-by (or filter) node is replaced inside polars' optimised plan (the ``post_opt_callback``
+The group-by (or the filter's input) is replaced inside polars' optimised plan (the ``post_opt_callback``
 through which polars hands a plan to the GPU engine), so the rest of the plan runs
 unchanged.
 
@@ -97,7 +97,7 @@ def _find(nt, node: int, ranks: bool = True) -> list[tuple[int, object]]:
         return [(node, spec)]
     nt.set_node(node)
     if ranks and (rank := ranked.find(nt, ir)) is not None:
-        return [(node, rank)]
+        return [rank]  # the filter's input, replaced by the rows that can pass
     nt.set_node(node)
     if type(ir).__name__ == "GroupBy":
         try:

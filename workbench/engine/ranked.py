@@ -1,21 +1,25 @@
-"""Filters on a rank within groups over a Frame, run as a threshold per group.
+"""Filters on a rank within groups over a Frame: the GPU keeps the rows that can pass.
 
 ``frame.lazy().filter(pl.col(x).rank("min", descending=True).over(keys) <= n)`` keeps
 the top n rows of each group in the frame's row order. cudf-polars' streaming executor
 holds such a window in one partition, and a split by key loses the row order the answer
-keeps, so beyond the resident limit it ran on the CPU. Its rank is a threshold: a row's
-"min" rank is at most n exactly when its value is at least its group's n-th largest,
-counted with ties (every value of a group with fewer). The GPU computes the thresholds
-through ``run`` (one row per group: the least value the filter keeps, a group-by that
-splits by key as any other). The rows at or above their group's threshold are kept in
-order: with one key by a row-wise lookup of the thresholds (``replace_strict``), which
-runs through ``run`` too and splits by row ranges; with several, by polars on the CPU
-with one join on the keys (``maintain_order="left"``).
-:mod:`workbench.engine.natural` puts the answer in place of the filter in polars' plan.
+keeps, so beyond the resident limit it ran on the CPU. A rank at most n bounds the value,
+whatever the method but "dense": every rank is at least the "min" rank, and the "min"
+rank is at most n exactly when the value is at least the group's n-th largest, counted
+with ties. So the GPU computes those thresholds (one row per group: the least value a
+"min" rank of at most n keeps, a group-by that splits by key as any other) and keeps the
+rows at or above their group's threshold, in order: with one key through a row-wise
+lookup of the thresholds (``replace_strict``) split by row ranges; with several, polars
+does it with one join on the keys (``maintain_order="left"``). Those few rows take the
+place of the filter's input in polars' plan (see :mod:`workbench.engine.natural`), and
+polars applies the filter itself to them: a row's rank depends only on the values at or
+above its own (and, for "ordinal", on the order of its ties, which is kept), so each
+rank is the one the whole group gives it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import polars as pl
@@ -24,16 +28,19 @@ import pyarrow as pa
 from workbench.engine.expressions import Refuse, column_at, row_expr
 from workbench.engine.plan import _frame_of
 
-#: ``rank(...) OP n`` as "rank at most n": the largest n it keeps, by operator
-_AT_MOST = {"LtEq": lambda n: n, "Lt": lambda n: n - 1, "Eq": lambda n: 1 if n == 1 else None}
-_MIRRORED = {"GtEq": "LtEq", "Gt": "Lt", "Eq": "Eq"}  # n OP rank(...)
+#: ``rank(...) OP n``: the largest "min" rank (a whole number) it keeps, by operator
+#: (``n OP rank(...)`` mirrored); "average" ranks are compared with floats
+_AT_MOST = {"LtEq": math.floor, "Lt": lambda n: math.ceil(n) - 1, "Eq": math.floor}
+_MIRRORED = {"GtEq": "LtEq", "Gt": "Lt", "Eq": "Eq"}
+#: methods whose rank is never below the "min" rank ("dense" is; "random" would draw anew)
+_BOUNDED = {"min", "max", "average", "ordinal"}
 
 
 @dataclass
 class RankFilter:
-    """``filter(pl.col(value).rank("min", descending=largest).over(keys) <= n)`` over a
-    Frame's scan (after its pushed predicate ``where``) of ``columns``, in the order the
-    filter sees them."""
+    """A filter keeping ranks of ``value`` at most ``n`` within ``keys`` (largest first
+    when ``largest``), over a Frame's scan (after its pushed predicate ``where``) of
+    ``columns``, in the order the filter sees them."""
 
     frame: object
     columns: list[str]
@@ -44,12 +51,14 @@ class RankFilter:
     largest: bool
 
     def evaluate(self, run) -> pl.DataFrame:
+        """The rows of the filter's input that can pass it, in order; ``run`` runs the
+        GPU's queries."""
         base = self.frame.lazy()
         if self.where is not None:
             base = base.filter(self.where)
-        # the n-th value of each group counted with ties is the least value the filter
-        # keeps; a group-by by the window's keys splits by key, which the filter alone
-        # (whose answer keeps the row order) does not
+        # the n-th value of each group counted with ties is the least value a "min" rank
+        # of at most n keeps; a group-by by the window's keys splits by key, which the
+        # filter alone (whose answer keeps the row order) does not
         edge = pl.col(self.value).min() if self.largest else pl.col(self.value).max()
         thresholds = run(base.select(*self.keys, self.value)
                          .filter(pl.col(self.value).rank("min", descending=self.largest)
@@ -73,8 +82,9 @@ class RankFilter:
                 .filter(at_edge(pl.col("__wb_edge"))).drop("__wb_edge").collect())
 
 
-def find(nt, ir) -> RankFilter | None:
-    """The filter on a rank per group straight over a Frame's scan, or None."""
+def find(nt, ir) -> tuple[int, RankFilter] | None:
+    """For a filter on a rank per group straight over a Frame's scan: the node of its
+    input, which the rows that can pass replace, and how to compute them; else None."""
     if type(ir).__name__ != "Filter":
         return None
     e = nt.view_expression(ir.predicate.node)
@@ -85,29 +95,32 @@ def find(nt, ir) -> RankFilter | None:
         op, window, literal = _MIRRORED.get(op), e.right, e.left
     w, lit = nt.view_expression(window), nt.view_expression(literal)
     if op not in _AT_MOST or type(w).__name__ != "Window" or type(lit).__name__ != "Literal" \
-            or not isinstance(lit.value, int) or w.order_by is not None:
+            or type(lit.value) not in (int, float) or not math.isfinite(lit.value) \
+            or w.order_by is not None:
         return None
     rank = nt.view_expression(w.function)
-    if type(rank).__name__ != "Function" or rank.function_data[:2] != ("rank", "min"):
+    if type(rank).__name__ != "Function" or rank.function_data[0] != "rank" \
+            or rank.function_data[1] not in _BOUNDED:
         return None
     n = _AT_MOST[op](lit.value)
     keys = [column_at(nt, k) for k in w.partition_by]
     value = column_at(nt, rank.input[0])
-    nt.set_node(ir.input)
+    node = ir.input
+    nt.set_node(node)
     columns = list(nt.get_schema())  # what the filter sees, in its order
     scan = nt.view_current_node()
     while type(scan).__name__ == "SimpleProjection":  # a column reorder: the scan is below
         nt.set_node(scan.input)
         scan = nt.view_current_node()
     frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
-    if n is None or value is None or None in keys or value in keys or frame is None \
+    if value is None or None in keys or value in keys or frame is None \
             or scan.options[4] is not None or _may_hold_nan(frame, value):
         return None
     try:
         where = None if scan.options[3] is None else row_expr(nt, scan.options[3][1])
     except Refuse:
         return None
-    return RankFilter(frame, columns, where, keys, value, n, bool(rank.function_data[2]))
+    return node, RankFilter(frame, columns, where, keys, value, n, bool(rank.function_data[2]))
 
 
 def _may_hold_nan(frame, column: str) -> bool:
