@@ -105,7 +105,11 @@ def test_with_several_keys_polars_keeps_the_rows():
     (lambda x: x.head(100).filter(pl.col("v").rank("min").over("k") <= 2), False),  # a limit first
     (lambda x: x.filter(pl.col("v").rank("min").over("k") <= 2).head(3), True),  # polars finishes
     (lambda x: x.filter(pl.col("v").rank("min").over("k") == 1).group_by("k").len(), True),
-], ids=["dense", "greater", "equal-two", "own-key", "limit-before", "limit-after", "grouped-after"])
+    (lambda x: x.filter((pl.col("v").rank("max").over("k") <= 3) & (pl.col("w") > 40)), True),
+    (lambda x: x.filter(pl.col("w") < 70, pl.col("v").rank("ordinal").over("k") < 3), True),
+    (lambda x: x.filter((pl.col("v").rank("min").over("k") <= 3) | (pl.col("w") > 90)), False),
+], ids=["dense", "greater", "equal-two", "own-key", "limit-before", "limit-after", "grouped-after",
+        "and", "two-predicates", "or"])
 def test_only_top_n_rank_filters_over_a_frame_are_rewritten(plan, rewritten):
     wb.init(backend="cpu")
     df = _table(500, 3, 7, nulls=False)

@@ -87,24 +87,10 @@ def find(nt, ir) -> tuple[int, RankFilter] | None:
     input, which the rows that can pass replace, and how to compute them; else None."""
     if type(ir).__name__ != "Filter":
         return None
-    e = nt.view_expression(ir.predicate.node)
-    if type(e).__name__ != "BinaryExpr":
+    bound = _rank_bound(nt, ir.predicate.node)
+    if bound is None:
         return None
-    op, window, literal = str(e.op).rsplit(".", 1)[-1], e.left, e.right
-    if type(nt.view_expression(window)).__name__ != "Window":
-        op, window, literal = _MIRRORED.get(op), e.right, e.left
-    w, lit = nt.view_expression(window), nt.view_expression(literal)
-    if op not in _AT_MOST or type(w).__name__ != "Window" or type(lit).__name__ != "Literal" \
-            or type(lit.value) not in (int, float) or not math.isfinite(lit.value) \
-            or w.order_by is not None:
-        return None
-    rank = nt.view_expression(w.function)
-    if type(rank).__name__ != "Function" or rank.function_data[0] != "rank" \
-            or rank.function_data[1] not in _BOUNDED:
-        return None
-    n = _AT_MOST[op](lit.value)
-    keys = [column_at(nt, k) for k in w.partition_by]
-    value = column_at(nt, rank.input[0])
+    keys, value, n, largest = bound
     node = ir.input
     nt.set_node(node)
     columns = list(nt.get_schema())  # what the filter sees, in its order
@@ -120,7 +106,32 @@ def find(nt, ir) -> tuple[int, RankFilter] | None:
         where = None if scan.options[3] is None else row_expr(nt, scan.options[3][1])
     except Refuse:
         return None
-    return node, RankFilter(frame, columns, where, keys, value, n, bool(rank.function_data[2]))
+    return node, RankFilter(frame, columns, where, keys, value, n, largest)
+
+
+def _rank_bound(nt, node: int):
+    """``(keys, value, n, largest)`` when the predicate at ``node`` keeps only rows whose
+    rank of ``value`` within ``keys`` is at most ``n`` (itself, or one side of an "and"),
+    else None."""
+    e = nt.view_expression(node)
+    if type(e).__name__ != "BinaryExpr":
+        return None
+    op, window, literal = str(e.op).rsplit(".", 1)[-1], e.left, e.right
+    if op in ("And", "LogicalAnd"):
+        return _rank_bound(nt, e.left) or _rank_bound(nt, e.right)
+    if type(nt.view_expression(window)).__name__ != "Window":
+        op, window, literal = _MIRRORED.get(op), e.right, e.left
+    w, lit = nt.view_expression(window), nt.view_expression(literal)
+    if op not in _AT_MOST or type(w).__name__ != "Window" or type(lit).__name__ != "Literal" \
+            or type(lit.value) not in (int, float) or not math.isfinite(lit.value) \
+            or w.order_by is not None:
+        return None
+    rank = nt.view_expression(w.function)
+    if type(rank).__name__ != "Function" or rank.function_data[0] != "rank" \
+            or rank.function_data[1] not in _BOUNDED:
+        return None
+    keys = [column_at(nt, k) for k in w.partition_by]
+    return keys, column_at(nt, rank.input[0]), _AT_MOST[op](lit.value), bool(rank.function_data[2])
 
 
 def _may_hold_nan(frame, column: str) -> bool:
