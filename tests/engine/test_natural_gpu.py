@@ -17,6 +17,7 @@ def test_natural_wordings_run_on_the_gpu(name):
     s = wb.init(backend="gpu")
     x = _x(1_000_000, 7, nulls=name in ("q8", "after"))
     lf = PLANS[name](wb.Frame.from_polars(x).lazy())
+    assert wb.explain(lf).executor == "rewritten"
     mark = len(s.log)
     got = wb.collect(lf, raise_on_fail=True)
     notes = [m for _, m in s.log[mark:]]

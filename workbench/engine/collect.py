@@ -181,7 +181,9 @@ def ranks_beyond_memory(lf, info, choice) -> bool:
         and natural.rewritable(lf)
 
 
-#: what the session's log and ``wb.explain`` say of such a filter
+#: what the session's log and ``wb.explain`` say of group-bys the GPU engine lacks
+NATURAL = "top_k/corr/cov per group asked in forms the GPU engine has"
+#: and of a filter on a rank per group beyond the resident limit
 RANKS_BEYOND = ("a rank filter per group beyond the resident limit: its thresholds per group "
                 "on the GPU, then the rows that can pass kept in order (on the GPU with one "
                 "key, by polars with several), to which polars applies the filter")
@@ -205,8 +207,7 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
         return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
-    session.note("collect: " + (RANKS_BEYOND if ranks else
-                                "top_k/corr/cov per group asked in forms the GPU engine has"))
+    session.note("collect: " + (RANKS_BEYOND if ranks else NATURAL))
     try:
         return natural.collect(lf, on_gpu, ranks)
     except BudgetTooSmall:

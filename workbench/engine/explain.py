@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from workbench.engine import natural
 from workbench.engine import plan as plans
 from workbench.engine import strategy
-from workbench.engine.collect import RANKS_BEYOND, ranks_beyond_memory
+from workbench.engine.collect import NATURAL, RANKS_BEYOND, ranks_beyond_memory
 from workbench.engine.split import gathers_too_much
 from workbench.errors import BudgetTooSmall
 from workbench.session import current_session
@@ -26,7 +27,8 @@ from workbench.sizes import format_bytes
 @dataclass(frozen=True)
 class Explanation:
     """The plan :func:`workbench.collect` would choose: ``executor`` (``"cpu"``,
-    ``"in-memory"``, ``"split"``, ``"streaming"``), its ``partitions``, the ``inputs``
+    ``"in-memory"``, ``"split"``, ``"streaming"``, or ``"rewritten"`` into group-bys the
+    GPU engine has, each run as its own plan), its ``partitions``, the ``inputs``
     with their bytes, the host->device bytes it expects to move and why."""
 
     executor: str
@@ -38,6 +40,8 @@ class Explanation:
     def __str__(self) -> str:
         if self.executor == "cpu":
             head = f"runs on the CPU with polars ({self.reason})"
+        elif self.executor == "rewritten":
+            head = f"runs on the GPU: {self.reason}, each piece planned as a query of its own"
         else:
             head = (f"runs on the GPU, {self.executor} executor"
                     + (f", {self.partitions} partitions" if self.partitions > 1 else "")
@@ -73,6 +77,8 @@ def explain(lf: pl.LazyFrame) -> Explanation:
     info = plans.inspect(lf)
     if not session.gpu:
         return Explanation("cpu", 1, 0, session._why_cpu(), info)
+    if natural.rewritable(lf, ranks=False):
+        return Explanation("rewritten", 1, info.frame_bytes, NATURAL, info)
     try:
         c = strategy.choose(info, session.policy, session.resident_limit)
     except BudgetTooSmall as err:
