@@ -142,6 +142,7 @@ def test_the_thresholds_query_splits_by_key_where_the_filter_does_not():
     (piece,) = pieces
     split = inspect(piece).split
     assert split is not None and set(split.keys[id(frame)]) <= {"k", "s"}
+    assert not split.simple  # its window is split by key at once, never streamed
     assert not natural.rewritable(piece, ranks=False)  # no group-by rewrite beneath it
 
 
