@@ -64,9 +64,11 @@ class RankFilter:
                          .filter(pl.col(self.value).rank("min", descending=self.largest)
                                  .over(self.keys) <= self.n)
                          .group_by(self.keys).agg(edge.alias("__wb_edge")))
+        if not thresholds.height:  # no group keeps a row (n below 1, or no values)
+            return pl.DataFrame(schema={c: self.frame.schema[c] for c in self.columns})
         at_edge = (lambda edge_of: pl.col(self.value) >= edge_of) if self.largest \
             else (lambda edge_of: pl.col(self.value) <= edge_of)
-        if len(self.keys) == 1 and thresholds.height:
+        if len(self.keys) == 1:
             # one key: the edge is a row-wise lookup, so the rows are kept on the GPU too,
             # split by row ranges, whose answers come back in order
             (key,) = self.keys
