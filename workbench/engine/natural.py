@@ -40,7 +40,7 @@ import polars as pl
 
 from workbench.engine import ranked
 from workbench.engine.expressions import OPS, Refuse, column_at, row_expr
-from workbench.engine.plan import _frame_of
+from workbench.engine.plan import frame_scan_below
 
 _AGGS = {"sum", "mean", "min", "max", "median", "n_unique", "first", "last"}
 _ELEMENTWISE = {"sqrt": pl.Expr.sqrt, "abs": pl.Expr.abs, "exp": pl.Expr.exp, "log": pl.Expr.log}
@@ -64,6 +64,9 @@ class _GroupBy:
     def alias(self) -> str:
         return f"__wb{next(self.names)}"
 
+    def evaluate(self, run) -> pl.DataFrame:
+        return _evaluate(self, run)
+
 
 def rewritable(lf: pl.LazyFrame, ranks: bool = True) -> bool:
     """Whether ``lf`` holds a group-by (or, with ``ranks``, a filter on a rank per group)
@@ -83,8 +86,7 @@ def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame],
         root = nt.get_node()
         for node, spec in _find(nt, root, ranks):
             nt.set_node(node)
-            nt.set_udf(lambda *_, spec=spec: spec.evaluate(run) if isinstance(spec, ranked.RankFilter)
-                       else _evaluate(spec, run))
+            nt.set_udf(lambda *_, spec=spec: spec.evaluate(run))
         nt.set_node(root)
 
     return lf.collect(post_opt_callback=callback)
@@ -139,12 +141,7 @@ def _parse(nt, ir) -> _GroupBy:
     if None in keys or ir.apply or ir.maintain_order or getattr(ir.options, "slice", None):
         raise Refuse
     schema = dict(nt.get_schema())
-    nt.set_node(ir.input)
-    scan = nt.view_current_node()
-    while type(scan).__name__ == "SimpleProjection":  # a column reorder: the scan is below
-        nt.set_node(scan.input)
-        scan = nt.view_current_node()
-    frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
+    scan, frame = frame_scan_below(nt, ir.input)
     if frame is None:
         raise Refuse
     where = None if scan.options[3] is None else row_expr(nt, scan.options[3][1])

@@ -180,6 +180,18 @@ def _frame_of(scan_ir):
     return None
 
 
+def frame_scan_below(nt, node: int):
+    """``(scan, frame)``: the scan at ``node`` or below its column reorders
+    (``SimpleProjection``), and the Frame behind it (None when it is not a Frame's);
+    ``nt`` is left at the scan."""
+    nt.set_node(node)
+    scan = nt.view_current_node()
+    while type(scan).__name__ == "SimpleProjection":
+        nt.set_node(scan.input)
+        scan = nt.view_current_node()
+    return scan, _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
+
+
 def _column_bytes(frame, names) -> int:
     if frame._host is None:
         return 0  # a result kept on the device: it moves nothing

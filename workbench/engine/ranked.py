@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from workbench.engine.expressions import Refuse, column_at, row_expr
-from workbench.engine.plan import _frame_of
+from workbench.engine.plan import frame_scan_below
 
 #: ``rank(...) OP n``: the largest "min" rank (a whole number) it keeps, by operator
 #: (``n OP rank(...)`` mirrored); "average" ranks are compared with floats
@@ -96,11 +96,7 @@ def find(nt, ir) -> tuple[int, RankFilter] | None:
     node = ir.input
     nt.set_node(node)
     columns = list(nt.get_schema())  # what the filter sees, in its order
-    scan = nt.view_current_node()
-    while type(scan).__name__ == "SimpleProjection":  # a column reorder: the scan is below
-        nt.set_node(scan.input)
-        scan = nt.view_current_node()
-    frame = _frame_of(scan) if type(scan).__name__ == "PythonScan" else None
+    scan, frame = frame_scan_below(nt, node)
     if value is None or None in keys or value in keys or frame is None \
             or scan.options[4] is not None or _may_hold_nan(frame, value):
         return None

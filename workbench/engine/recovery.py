@@ -11,8 +11,8 @@ A failed attempt leaves device memory behind in three places:
 * a rapidsmpf shuffle (or all-gather) that was never finished aborts the whole
   process when it is destroyed (its C++ destructor calls ``std::terminate``), at the
   next garbage collection or at exit. Such collectives are *parked*: one reference
-  more that is never dropped, so they are never destroyed. Their data was spilled
-  to host memory first: what a failure costs is host memory, never the process.
+  more that is never dropped, so they are never destroyed. Their data is spilled to
+  host memory with the store's: what a failure costs is host memory, never the process.
 """
 
 from __future__ import annotations
