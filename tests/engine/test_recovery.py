@@ -38,7 +38,7 @@ def test_release_frees_what_the_tracebacks_of_the_whole_chain_hold():
     assert alive() is None
     assert err.__traceback__ is None and err.__cause__.__traceback__ is None
     # no streaming executor ran in this process: nothing to park or spill
-    assert done == {"parked": 0, "spilled": 0}
+    assert done == {"parked": 0, "drained": 0, "spilled": 0}
 
 
 # An object of a rapidsmpf collective's name whose destruction ends the process with
@@ -49,7 +49,13 @@ CHILD = textwrap.dedent("""
     from workbench.engine import recovery
 
     module = types.ModuleType("rapidsmpf.streaming.coll.shuffler")
-    class ShufflerAsync:
+    class ShufflerAsync:  # what it received: partition -> pieces
+        def __init__(self):
+            self.received = {0: [b"a"], 1: [b"b", b"c"]}
+        def local_partitions(self):
+            return list(self.received)
+        def extract(self, pid):
+            return self.received.pop(pid, [])
         def __del__(self):
             os._exit(134)
     ShufflerAsync.__module__ = module.__name__
@@ -64,11 +70,13 @@ CHILD = textwrap.dedent("""
     except MemoryError as err:
         done = recovery.release(err)
     gc.collect()
-    print(done["parked"], recovery.parked(), flush=True)
+    (held,) = recovery._PARKED.values()
+    print(done["parked"], done["drained"], recovery.parked(), len(held.received), flush=True)
 """)
 
 
-def test_an_unfinished_collective_is_parked_and_never_destroyed():
+def test_an_unfinished_collective_is_parked_drained_and_never_destroyed():
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["1", "1"]
+    # parked once, its 3 pieces dropped, nothing left in it
+    assert proc.stdout.split() == ["1", "3", "1", "0"]

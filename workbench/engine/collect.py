@@ -303,7 +303,7 @@ def _release(err: BaseException, session) -> None:
         session.note(f"collect: the failed attempt's streaming state was released: "
                      f"{done['spilled']:,} bytes spilled to host memory, {done['parked']} "
                      "shuffles kept alive for good (destroying an unfinished one aborts the "
-                     "process)")
+                     f"process), {done['drained']} pieces they had received dropped")
 
 
 def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):

@@ -11,8 +11,10 @@ A failed attempt leaves device memory behind in three places:
 * a rapidsmpf shuffle (or all-gather) that was never finished aborts the whole
   process when it is destroyed (its C++ destructor calls ``std::terminate``), at the
   next garbage collection or at exit. Such collectives are *parked*: one reference
-  more that is never dropped, so they are never destroyed. Their data is spilled to
-  host memory with the store's: what a failure costs is host memory, never the process.
+  more that is never dropped, so they are never destroyed. A parked shuffle is
+  *drained*: every partition it received is extracted and dropped (its extraction
+  checks nothing, so it is safe unfinished), which frees that memory for good. What a
+  failure costs is a few parked objects, never the process.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ _PARKED: dict[int, object] = {}
 def release(err: BaseException) -> dict:
     """Give back what the failed attempt behind ``err`` holds (see the module docstring).
 
-    Returns what was done: ``parked`` (collectives kept alive for good) and
-    ``spilled`` (bytes of the streaming executor's store moved to host memory).
+    Returns what was done: ``parked`` (collectives kept alive for good), ``drained``
+    (pieces of data they had received, dropped) and ``spilled`` (bytes of the streaming
+    executor's store moved to host memory).
     """
     parked = _park_collectives()  # before collecting: that would destroy them
+    drained = sum(_drain(obj) for obj in _PARKED.values())
     for e in chained(err):
         e.__traceback__ = None
     gc.collect()
-    return {"parked": parked, "spilled": _spill_streaming_store()}
+    return {"parked": parked, "drained": drained, "spilled": _spill_streaming_store()}
 
 
 def parked() -> int:
@@ -64,6 +68,19 @@ def _park_collectives() -> int:
             _PARKED[id(obj)] = obj
             found += 1
     return found
+
+
+def _drain(collective) -> int:
+    """Drop every partition a parked shuffle received; how many pieces were dropped."""
+    if not (hasattr(collective, "local_partitions") and hasattr(collective, "extract")):
+        return 0  # an all-gather or all-reduce: nothing to take out safely
+    dropped = 0
+    try:
+        for pid in collective.local_partitions():
+            dropped += len(collective.extract(pid))
+    except Exception:  # noqa: BLE001 - what stays is spilled with the store below
+        pass
+    return dropped
 
 
 def _spill_streaming_store() -> int:

@@ -186,7 +186,7 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
                    for n in names]
         return iter([feed.table(columns, names, frame.schema, len(piece))])
     if chunks is None:
-        chunks = DeviceChunks(frame, wanted, feed).columns()
+        chunks = DeviceChunks(frame, wanted, feed, cutting=True).columns()
     picked, rows = device.partition_rows(chunks, [wanted.index(k) for k in keys], part.index,
                                          part.count)
     keep = [picked[wanted.index(n)] for n in names]
@@ -268,7 +268,7 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
         log = frame._session.transfers
         keep = part.prefilter.get(id(frame))
         read = kept = 0
-        for columns in DeviceChunks(frame, wanted, feed).columns():
+        for columns in DeviceChunks(frame, wanted, feed, cutting=True).columns():
             if keep is not None:
                 read += columns[0].size() if columns else 0
                 try:
@@ -320,12 +320,13 @@ def _resident(frame, names, feed: GPUFeed):
     return feed.table(frame._device_columns(names), names, frame.schema, len(frame))
 
 
-def chunk_rows(frame, row_bytes: int) -> int:
-    """Rows per streaming chunk: the executor's partition size (``STREAM_SHARE`` of the
-    device memory or budget), a multiple of 512 so slices keep null masks aligned."""
+def chunk_rows(frame, row_bytes: int, share: int | None = None) -> int:
+    """Rows per streaming chunk: the executor's partition size (``STREAM_SHARE``, or
+    ``share``, of the device memory or budget), a multiple of 512 so slices keep null
+    masks aligned."""
     from workbench.memory import consumers
 
-    partition = max(1, frame._session.policy.device_memory // consumers.STREAM_SHARE)
+    partition = max(1, frame._session.policy.device_memory // (share or consumers.STREAM_SHARE))
     return max(512, partition // max(1, row_bytes) // 512 * 512)
 
 
@@ -348,11 +349,14 @@ class DeviceChunks:
     generator to count it.
     """
 
-    def __init__(self, frame, names, feed: GPUFeed):
+    def __init__(self, frame, names, feed: GPUFeed, *, cutting: bool = False):
+        from workbench.memory import consumers
+
         self.frame, self.names, self.feed = frame, names, feed
         self.arrays = [frame._table.column(n).chunk(0) for n in names]
         row_bytes = sum(a.nbytes for a in self.arrays) // max(1, len(frame))
-        self.step = chunk_rows(frame, row_bytes)
+        # a split cutting rows sizes its chunks itself, not as the executor's partitions
+        self.step = chunk_rows(frame, row_bytes, consumers.CUT_SHARE if cutting else None)
         self.starts = iter(range(0, max(len(frame), 1), self.step))
         self.count = max(1, -(-len(frame) // self.step))
 

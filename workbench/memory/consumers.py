@@ -16,6 +16,10 @@ EXECUTORS = ("in-memory", "streaming")
 #: The streaming executor's partitions (and the chunks Frames hand it) are this share
 #: of the budget or device memory: room for a few in flight and their intermediates.
 STREAM_SHARE = 16
+#: A split cuts its rows in chunks of this share of the budget or device memory,
+#: whatever the streaming executor's share: a chunk, its hashes, its reordered copy
+#: and the staging buffers are ~4 such, which must fit beside the resident columns.
+CUT_SHARE = 16
 
 
 def polars_engine_options(policy: MemoryPolicy, executor: str = "in-memory", **options: Any) -> dict[str, Any]:
