@@ -66,6 +66,10 @@ CHILD = textwrap.dedent("""
         # a sum per (id3, v1): a group per row, which a sample of the keys shows, so it is
         # split at once instead of streaming (which would fail on so many groups first)
         "a_group_per_row": lambda x, y: x.group_by("id3", "v1").agg(pl.col("v3").sum()),
+        # the largest three v3 of each of 100 id1 groups, as users write it: each row
+        # range's own top three per group on the GPU, those few rows ranked again
+        "top3_of_few_groups": lambda x, y: x.group_by("id1").agg(pl.col("v3").top_k(3).alias("t"))
+            .explode("t"),
     }
     ORDERED = ("top_groups", "few_rows_in_order", "most_rows_in_order", "largest_five",
                "top3_per_group_in_order")
@@ -127,6 +131,10 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
     assert out["large_stream_partitions_answered"] is True
+    top = out["top3_of_few_groups"]
+    assert top["same"] is True and top["rows"] == 300, top
+    assert any("ranked again" in m for m in top["notes"]) and \
+        any("row ranges" in m for m in top["notes"]), top["notes"]
     # the cut partitions come back through the pinned staging buffers
     assert out["median_by_high_card"]["cut_kinds"] == ["pinned"], out["median_by_high_card"]
     per_row = out["a_group_per_row"]

@@ -26,6 +26,7 @@ host copy is made only when a CPU view asks for it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import polars as pl
@@ -33,6 +34,7 @@ import pyarrow as pa
 
 from workbench.engine import natural, recovery
 from workbench.engine import plan as plans
+from workbench.engine.plan import Split
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
@@ -207,9 +209,29 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
         return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
+    def candidates(plan: pl.LazyFrame, per_group: int):
+        """Each row range's own top ``per_group`` per group, in memory, as a Frame; None
+        when the plan runs whole: its columns fit, or its groups are so many that the
+        ranges would keep more than a quarter of the rows."""
+        from workbench.engine.groups import group_share
+
+        info = plans.inspect(plan)
+        if info.split is None or \
+                strategy.choose(info, session.policy, session.resident_limit).executor == "in-memory":
+            return None
+        (scan,) = [i for i in info.inputs if i.frame is not None]
+        rows = len(scan.frame)
+        count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
+        if count * per_group * group_share(info) * rows > rows / 4:
+            return None
+        ranges = dataclasses.replace(info, split=Split({id(scan.frame): ()}))
+        session.note(f"collect: the top {per_group} per group of each row range, ranked again")
+        found = _run_split(plan, ranges, count, session)
+        return Frame._from_result(found) if isinstance(found, pa.Table) else found
+
     session.note("collect: " + (RANKS_BEYOND if ranks else NATURAL))
     try:
-        return natural.collect(lf, on_gpu, ranks)
+        return natural.collect(lf, on_gpu, ranks, candidates)
     except BudgetTooSmall:
         raise
     except Exception as err:  # noqa: BLE001

@@ -64,8 +64,8 @@ class _GroupBy:
     def alias(self) -> str:
         return f"__wb{next(self.names)}"
 
-    def evaluate(self, run) -> pl.DataFrame:
-        return _evaluate(self, run)
+    def evaluate(self, run, candidates=None) -> pl.DataFrame:
+        return _evaluate(self, run, candidates)
 
 
 def rewritable(lf: pl.LazyFrame, ranks: bool = True) -> bool:
@@ -79,14 +79,21 @@ def rewritable(lf: pl.LazyFrame, ranks: bool = True) -> bool:
 
 
 def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame],
-            ranks: bool = True) -> pl.DataFrame:
+            ranks: bool = True, candidates: Callable | None = None) -> pl.DataFrame:
     """``lf``'s answer, each rewritable group-by's pieces (and, with ``ranks``, each rank
-    filter's thresholds) computed by ``run`` (the GPU)."""
+    filter's thresholds) computed by ``run`` (the GPU).
+
+    ``candidates(plan, k)``, where given, answers a top-k plan range by range of its
+    Frame's rows (each range's own top k per group, as a Frame or DataFrame), or returns
+    None when the plan runs whole (its columns fit in memory, or its groups are many)."""
     def callback(nt, *_):
         root = nt.get_node()
         for node, spec in _find(nt, root, ranks):
             nt.set_node(node)
-            nt.set_udf(lambda *_, spec=spec: spec.evaluate(run))
+            if isinstance(spec, _GroupBy):
+                nt.set_udf(lambda *_, spec=spec: spec.evaluate(run, candidates))
+            else:
+                nt.set_udf(lambda *_, spec=spec: spec.evaluate(run))
         nt.set_node(root)
 
     return lf.collect(post_opt_callback=callback)
@@ -253,16 +260,28 @@ def _may_hold_nulls(spec: _GroupBy, column: str) -> bool:
     return host is None or host.column(column).null_count > 0
 
 
-def _evaluate(spec: _GroupBy, run) -> pl.DataFrame:
+def _top_rows(rows: pl.LazyFrame, keys: list[str], column: str, k: int,
+              largest: bool) -> pl.LazyFrame:
+    """The rows of the ``k`` largest (or smallest) ``column`` values of each group."""
+    return (rows.select(*keys, column)
+            .with_columns(pl.col(column).rank("ordinal", descending=largest).over(keys)
+                          .alias("__rank"))
+            .filter(pl.col("__rank") <= k).select(*keys, column))
+
+
+def _evaluate(spec: _GroupBy, run, candidates=None) -> pl.DataFrame:
     base = spec.frame.lazy()
     if spec.where is not None:
         base = base.filter(spec.where)
     result = run(base.group_by(spec.keys).agg(spec.main)) if spec.main else None
     for name, c, k, largest in spec.tops:
-        ranked = (base.select(*spec.keys, c)
-                  .with_columns(pl.col(c).rank("ordinal", descending=largest).over(spec.keys)
-                                .alias("__rank"))
-                  .filter(pl.col("__rank") <= k).select(*spec.keys, c))
+        ranked = _top_rows(base, spec.keys, c, k, largest)
+        # Beyond memory, each range of rows keeps its own top k per group on the GPU:
+        # a group's top k values are among the union of its ranges' (ties are equal
+        # values), so only those few rows are ranked again, not every row.
+        found = candidates(ranked, k) if candidates is not None else None
+        if found is not None:
+            ranked = _top_rows(found.lazy(), spec.keys, c, k, largest)
         if spec.exploded:  # polars orders neither top_k's lists nor so their explode
             (out_name, _), = spec.outputs
             rows = run(ranked.select(*spec.keys, pl.col(c).alias(out_name)))
