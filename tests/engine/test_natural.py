@@ -140,7 +140,7 @@ def _candidates_by_ranges(count: int, seen: list):
     from workbench.engine import plan as plans
     from workbench.engine.split import run_split
 
-    def candidates(plan, per_group):
+    def candidates(plan, keys, per_group):
         (scan,) = [i for i in plans.inspect(plan).inputs if i.frame is not None]
         found = run_split(plan, plans.Split({id(scan.frame): ()}), count, pl.LazyFrame.collect)
         seen.append(found.height)

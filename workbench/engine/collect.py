@@ -209,20 +209,20 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     def on_gpu(piece: pl.LazyFrame) -> pl.DataFrame:
         return _as_polars(_collect(piece, "gpu", session, strict=True), session)
 
-    def candidates(plan: pl.LazyFrame, per_group: int):
-        """Each row range's own top ``per_group`` per group, in memory, as a Frame; None
-        when the plan runs whole: its columns fit, or its groups are so many that the
-        ranges would keep more than a quarter of the rows."""
+    def candidates(plan: pl.LazyFrame, keys: list[str], per_group: int):
+        """Each row range's own top ``per_group`` per group of ``keys``, in memory, as a
+        Frame; None when the plan runs whole: its columns fit, or its groups are so many
+        that the ranges would keep more than a quarter of the rows."""
         from workbench.engine.groups import group_share
 
-        info = plans.inspect(plan)
-        if info.split is None or \
-                strategy.choose(info, session.policy, session.resident_limit).executor == "in-memory":
+        info = plans.inspect(plan)  # an ordinal rank per group: no key split of its own
+        if strategy.choose(info, session.policy, session.resident_limit).executor == "in-memory":
             return None
         (scan,) = [i for i in info.inputs if i.frame is not None]
         rows = len(scan.frame)
         count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
-        if count * per_group * group_share(info) * rows > rows / 4:
+        by_key = dataclasses.replace(info, split=Split({id(scan.frame): tuple(keys)}))
+        if count * per_group * group_share(by_key) * rows > rows / 4:
             return None
         ranges = dataclasses.replace(info, split=Split({id(scan.frame): ()}))
         session.note(f"collect: the top {per_group} per group of each row range, ranked again")

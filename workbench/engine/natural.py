@@ -83,7 +83,7 @@ def collect(lf: pl.LazyFrame, run: Callable[[pl.LazyFrame], pl.DataFrame],
     """``lf``'s answer, each rewritable group-by's pieces (and, with ``ranks``, each rank
     filter's thresholds) computed by ``run`` (the GPU).
 
-    ``candidates(plan, k)``, where given, answers a top-k plan range by range of its
+    ``candidates(plan, keys, k)``, where given, answers a top-k plan range by range of its
     Frame's rows (each range's own top k per group, as a Frame or DataFrame), or returns
     None when the plan runs whole (its columns fit in memory, or its groups are many)."""
     def callback(nt, *_):
@@ -279,7 +279,7 @@ def _evaluate(spec: _GroupBy, run, candidates=None) -> pl.DataFrame:
         # Beyond memory, each range of rows keeps its own top k per group on the GPU:
         # a group's top k values are among the union of its ranges' (ties are equal
         # values), so only those few rows are ranked again, not every row.
-        found = candidates(ranked, k) if candidates is not None else None
+        found = candidates(ranked, spec.keys, k) if candidates is not None else None
         if found is not None:
             ranked = _top_rows(found.lazy(), spec.keys, c, k, largest)
         if spec.exploded:  # polars orders neither top_k's lists nor so their explode
