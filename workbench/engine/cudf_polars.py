@@ -156,14 +156,23 @@ def _filter_chain(scan, parents):
             return None, f"a predicate in the scan that is not row-wise ({_kinds(scan.predicate.value)})"
         top = scan  # cudf-polars applies it to what the scan hands over
     own = set(scan.schema)
-    node, stop = scan, "nothing"
+    # base: the chain so far with projections left out, so every column of the scan
+    # still passes through it (the cut needs them all). polars puts projections between
+    # the steps; a step above one is made again over base: a projection only picks
+    # columns by name, so the step reads the same columns there.
+    node = base = scan
+    stop = "nothing"
     while len(parents.get(id(node), ())) == 1:
         parent = parents[id(node)][0]
         kind = type(parent).__name__
         if kind == "Filter" and _row_wise(parent.mask.value):
-            top = parent
-        elif not (kind == "HStack" and all(_row_wise(c.value) for c in parent.columns)
-                  and not own & {c.name for c in parent.columns}):
+            base = top = parent if base is node else type(parent)(base.schema, parent.mask, base)
+        elif kind == "HStack" and all(_row_wise(c.value) for c in parent.columns) \
+                and not own & {c.name for c in parent.columns}:
+            new = {c.name: parent.schema[c.name] for c in parent.columns}
+            base = parent if base is node else \
+                type(parent)({**base.schema, **new}, parent.columns, parent.should_broadcast, base)
+        elif kind != "Projection":
             # anything else, or a with_columns replacing a column of the scan
             exprs = [parent.mask] if kind == "Filter" else list(parent.columns) if kind == "HStack" else []
             stop = kind + (f" of {', '.join(_kinds(e.value) for e in exprs)}" if exprs else "")
