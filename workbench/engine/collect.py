@@ -34,7 +34,6 @@ import pyarrow as pa
 
 from workbench.engine import natural, recovery
 from workbench.engine import plan as plans
-from workbench.engine.plan import Split
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
@@ -221,10 +220,10 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
         (scan,) = [i for i in info.inputs if i.frame is not None]
         rows = len(scan.frame)
         count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
-        by_key = dataclasses.replace(info, split=Split({id(scan.frame): tuple(keys)}))
+        by_key = dataclasses.replace(info, split=plans.Split({id(scan.frame): tuple(keys)}))
         if count * per_group * group_share(by_key) * rows > rows / 4:
             return None
-        ranges = dataclasses.replace(info, split=Split({id(scan.frame): ()}))
+        ranges = dataclasses.replace(info, split=plans.Split({id(scan.frame): ()}))
         session.note(f"collect: the top {per_group} per group of each row range, ranked again")
         found = _run_split(plan, ranges, count, session)
         return Frame._from_result(found) if isinstance(found, pa.Table) else found
