@@ -81,12 +81,13 @@ def test_an_out_of_memory_failure_does_not_poison_the_session():
 
 
 # A join the plan cannot split by key (grouped by another column) goes to the streaming
-# executor, which shuffles both sides, here in partitions of the whole budget. The
-# workbench has the executor spill beyond 80% of the budget, and the shuffle completes.
-# Told to spill only when the device is full (a spill limit of 100%, the user's own
-# setting, kept), the shuffle runs out of memory instead. Then the process must go on:
-# split queries, in-memory queries, and a clean exit (rapidsmpf aborts the process at
-# exit if an unfinished shuffler is still alive then).
+# executor, which shuffles both sides. In partitions of the whole budget, the workbench
+# has the executor spill beyond 80% of the budget, and the shuffle completes. A join whose
+# every key matches ~100 rows on each side (1e8 joined rows, 3 GB) cannot fit however
+# much is spilled: its first partition's join runs out of memory while the other
+# partitions are still in the shufflers. Then the process must go on: split queries,
+# in-memory queries, and a clean exit (rapidsmpf aborts the process at exit if an
+# unfinished shuffler is still alive then).
 SHUFFLE_CHILD = textwrap.dedent("""
     import gc, json, os, warnings
     import numpy as np, polars as pl
@@ -126,12 +127,17 @@ SHUFFLE_CHILD = textwrap.dedent("""
     out = {}
     gc.collect()
     before = memory.device_memory_stats()["current_bytes"]
-    consumers.STREAM_SHARE = 1  # streaming partitions of the whole budget: the shuffle cannot fit
+    first = joined
+    if os.environ["SHUFFLE_CASE"] == "spill":
+        consumers.STREAM_SHARE = 1  # streaming partitions of the whole budget
+    else:  # every key of a smaller table matched by ~100 rows of each side
+        few = lambda f: f.head(1_000_000).with_columns(pl.col("a") % 10_000)
+        first = lambda l, r: joined(few(l), few(r))
     mark = len(s.log)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        out["failed_answer"] = same(wb.collect(joined(fl.lazy(), fr.lazy())),
-                                    joined(left.lazy(), right.lazy()).collect())
+        out["failed_answer"] = same(wb.collect(first(fl.lazy(), fr.lazy())),
+                                    first(left.lazy(), right.lazy()).collect())
     out["failure_notes"] = [m for _, m in s.log[mark:]]
     consumers.STREAM_SHARE = 16
     gc.collect()
@@ -166,7 +172,7 @@ def _ran_on_the_gpu(notes) -> bool:
 
 
 def test_a_shuffle_of_partitions_as_large_as_the_budget_spills_and_completes():
-    out = _shuffle_child()
+    out = _shuffle_child(SHUFFLE_CASE="spill")
     assert out["failed_answer"] and _ran_on_the_gpu(out["failure_notes"]), out
     # the streaming executor spills beyond 80% of the budget, not of the whole device
     assert out["spill_limit"] == out["spill_limit_expected"], out
@@ -175,8 +181,7 @@ def test_a_shuffle_of_partitions_as_large_as_the_budget_spills_and_completes():
 
 
 def test_a_failed_streaming_shuffle_leaves_nothing_behind_and_the_process_exits_cleanly():
-    out = _shuffle_child(RAPIDSMPF_SPILL_DEVICE_LIMIT="100%")
-    assert out["spill_limit"] == "100%", out  # the user's setting is kept
+    out = _shuffle_child(SHUFFLE_CASE="explode")
     assert not _ran_on_the_gpu(out["failure_notes"]), out  # the first try failed on the GPU...
     assert out["failed_answer"], out  # ...and was still answered right (on the CPU)
     assert out["held_after_failure"] <= 1 << 20, out

@@ -215,12 +215,15 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
         from workbench.engine.groups import group_share
 
         info = plans.inspect(plan)  # an ordinal rank per group: no key split of its own
-        if strategy.choose(info, session.policy, session.resident_limit).executor == "in-memory":
-            return None
         (scan,) = [i for i in info.inputs if i.frame is not None]
+        # ranking sorts copies of the keys and values, as a median does: columns just
+        # under the resident limit ran out of memory in memory (top2_per_group, 1 GB)
+        by_key = dataclasses.replace(info, split=plans.Split({id(scan.frame): tuple(keys)},
+                                                             sorting=True))
+        if strategy.choose(by_key, session.policy, session.resident_limit).executor == "in-memory":
+            return None
         rows = len(scan.frame)
         count = strategy.partitions_for(info.frame_bytes, session.policy.device_memory or 0)
-        by_key = dataclasses.replace(info, split=plans.Split({id(scan.frame): tuple(keys)}))
         if count * per_group * group_share(by_key) * rows > rows / 4:
             return None
         ranges = dataclasses.replace(info, split=plans.Split({id(scan.frame): ()}))
