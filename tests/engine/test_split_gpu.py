@@ -52,6 +52,12 @@ CHILD = textwrap.dedent("""
             .group_by("id3").agg(pl.len(), pl.col("w").median()),
         "filter_keeps_most": lambda x, y: x.filter(pl.col("v3") > 1).group_by("id3")
             .agg(pl.col("v1").median()),
+        # a sum per group of the rows a filter keeps: few (a sample on the device says),
+        # the rows are cut once and answer in memory; most, the streaming executor runs it
+        "few_kept_then_summed": lambda x, y: x.filter(pl.col("v3") > 99).group_by("id1")
+            .agg(pl.len(), pl.col("v1").sum()),
+        "most_kept_then_summed": lambda x, y: x.filter(pl.col("v3") > 10).group_by("id1")
+            .agg(pl.len(), pl.col("v1").sum()),
         # row by row, answers in the frame's row order: a selective one split into row
         # ranges on the GPU; one keeping most rows left to polars on the CPU
         "few_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 99).with_columns(
@@ -151,6 +157,12 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     most = [m for m in out["filter_keeps_most"]["notes"] if "while its rows were cut" in m]
     assert out["filter_keeps_most"]["same"] is True and most and "one partition" not in most[0], \
         out["filter_keeps_most"]
+    few = out["few_kept_then_summed"]
+    assert few["same"] is True and any("while its rows were cut" in m and "one partition" in m
+                                       for m in few["notes"]), few
+    most = out["most_kept_then_summed"]
+    assert most["same"] is True and not any("rows were cut" in m for m in most["notes"]), most
+    assert any("streaming executor" in m for m in most["notes"]), most
     # a window by id3 under a group-by by id1: no key holds both, so the streaming executor
     # answers it (on the GPU: raise_on_fail), and nothing is filtered while cut
     window = out["window_then_group"]

@@ -38,7 +38,7 @@ from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
-from workbench.frame.scan import feeding
+from workbench.frame.scan import ManyKept, feeding
 from workbench.frame.table import DeviceTable, as_polars
 from workbench.session import current_session
 
@@ -148,6 +148,8 @@ def _collect(lf, engine, session, strict):
         fits = False
     elif choice.executor == "streaming":
         session.note("collect: " + choice.reason)
+        if info.split is not None and (answer := _few_rows_kept(lf, info, session)) is not None:
+            return answer
         fits = False
     for retry in (False, True):
         try:
@@ -202,6 +204,22 @@ def _try_split(lf, info, count: int, session):
     return None
 
 
+def _few_rows_kept(lf, info, session):
+    """A simple plan over one Frame whose filters keep few of its rows (a sample of them,
+    filtered on the device, says): its rows cut once with the filters applied, the rows
+    kept answering it in memory, or None. The streaming executor's chunks cost more than
+    the copies (string_prefix_suffix: 0.43 s over 1.2 GB, polars 0.07 s)."""
+    if info.split.by_rows or len(info.split.keys) != 1 or len(info.inputs) != 1:
+        return None
+    try:
+        return _run_split(lf, info, 2, session, only_one=True)
+    except Exception as err:  # noqa: BLE001 - the streaming executor runs it instead
+        if not any(isinstance(e, ManyKept) for e in chained(err)):
+            session.note(f"collect: cutting the filtered rows first failed ({_reason(err)})")
+        _release(err, session)
+    return None
+
+
 def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     """Group-bys the GPU engine lacks, asked in forms it has (see engine/natural.py);
     with ``ranks``, filters on a rank per group too (see engine/ranked.py)."""
@@ -243,7 +261,7 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     return lf.collect()
 
 
-def _run_split(lf, info, count: int, session) -> pa.Table:
+def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.Table:
     """The plan split by key, doubling the partitions after an out-of-memory failure.
 
     Each partition's answer is copied to the host as Arrow at pinned speed and the
@@ -267,19 +285,22 @@ def _run_split(lf, info, count: int, session) -> pa.Table:
                 {id(i.frame): i.row_limit for i in info.inputs if i.frame is not None})
         except Exception as err:  # noqa: BLE001 - then the partitions filter, as before
             why = [_reason(err)]
-        if why:
+        if why and not only_one:
             session.note("collect: no filters applied while the rows are cut (" + "; ".join(why) + ")")
+    if only_one and not prefilter:
+        raise ManyKept("no filters above the scan")
     while True:
-        session.note(f"collect: split into {count} row ranges" if info.split.by_rows
-                     else f"collect: split by key into {count} partitions")
+        if not only_one:
+            session.note(f"collect: split into {count} row ranges" if info.split.by_rows
+                         else f"collect: split by key into {count} partitions")
         facts: dict = {}
         try:
             answer = run_split(lf, info.split, count, one, prefilter=prefilter, room=room,
-                               facts=facts)
+                               facts=facts, only_one=only_one)
             _note_cut(session, facts)
             return answer
         except Exception as err:  # noqa: BLE001
-            if not (is_out_of_memory(err) or _does_not_fit(err)):
+            if only_one or not (is_out_of_memory(err) or _does_not_fit(err)):
                 raise
             _release(err, session)
             residency.cache(session).clear()

@@ -61,15 +61,17 @@ def gathers_too_much(lf: pl.LazyFrame, info) -> str | None:
 
 def run_split(lf: pl.LazyFrame, split: Split, count: int,
               run_one: Callable[[pl.LazyFrame], pl.DataFrame], *, prefilter: dict | None = None,
-              room: int = 0, facts: dict | None = None) -> pl.DataFrame:
+              room: int = 0, facts: dict | None = None, only_one: bool = False) -> pl.DataFrame:
     """``lf``'s answer from ``count`` partition queries, one at a time.
 
     ``prefilter`` and ``room`` are :class:`~workbench.frame.scan.Partition`'s (filters
     applied while the rows are cut; one partition when they then fit ``room``);
-    ``facts`` receives what the cut found (rows read and kept, one partition or not)."""
+    ``facts`` receives what the cut found (rows read and kept, one partition or not);
+    with ``only_one`` the split runs as one partition or raises ``ManyKept``."""
     parts, scattered = [], {}  # the inputs cut once, read by every partition
     for index in range(count):
-        with partitioning(Partition(index, count, split.keys, scattered, prefilter or {}, room)):
+        with partitioning(Partition(index, count, split.keys, scattered, prefilter or {}, room,
+                                    only_one)):
             parts.append(run_one(lf))
         if scattered.get(ONE):
             break  # the first partition held every row

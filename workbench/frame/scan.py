@@ -76,6 +76,18 @@ class Partition:
     #: bytes one partition may take: a one-Frame split whose cut rows all fit runs as
     #: one partition (``scattered[ONE]`` then says so)
     room: int = 0
+    #: run as one partition or not at all: :class:`ManyKept` is raised, before the cut
+    #: when the filters keep too much of a sample, during it once they have
+    only_one: bool = False
+
+
+class ManyKept(Exception):
+    """The rows a split's filters keep do not fit one partition (``Partition.only_one``)."""
+
+
+#: the sample of a Frame's rows a split's filters are tried on first: this many rows at
+#: its start, middle and end (the filters' selectivity, in milliseconds on the device)
+SAMPLE_ROWS = 20_000
 
 
 #: the key of ``Partition.scattered`` saying the split's rows went to one partition
@@ -178,6 +190,8 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
         except DoesNotFit:
             if frame._host is None:
                 raise
+    if part.only_one and (chunks is not None or not _copies_in_place(frame, wanted)):
+        raise ManyKept("only a cut of host rows runs as one partition")
     if chunks is None and _copies_in_place(frame, wanted):
         pieces = _scattered(frame, wanted, keys, feed, part)
         piece = _one_or(pieces, frame, wanted, part)
@@ -267,7 +281,9 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
         pieces = [[] for _ in range(part.count)]
         log = frame._session.transfers
         keep = part.prefilter.get(id(frame))
-        read = kept = 0
+        if part.only_one:
+            _few_kept(frame, wanted, keep, feed, part.room)
+        read = kept = kept_bytes = 0
         for columns in DeviceChunks(frame, wanted, feed, cutting=True).columns():
             if keep is not None:
                 read += columns[0].size() if columns else 0
@@ -275,16 +291,44 @@ def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
                     columns, rows = keep(columns, wanted, feed)
                     kept += rows
                 except Exception as err:  # noqa: BLE001 - the plan filters them anyway
+                    if part.only_one:
+                        raise ManyKept(f"the filters failed ({type(err).__name__})") from err
                     keep, read = None, 0
                     part.scattered[FILTERED] = f"not applied ({type(err).__name__}: {err})"[:200]
             host, offsets = device.scatter(columns, hashed, part.count, wanted, log)
             del columns
+            kept_bytes += host.nbytes
+            if part.only_one and kept_bytes > part.room:
+                raise ManyKept(f"the filters kept over {kept_bytes:,} bytes")
             for i in range(part.count):
                 pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
         if keep is not None:
             part.scattered[FILTERED] = (read, kept)
         part.scattered[key] = _joined(pieces)
     return part.scattered[key]
+
+
+def _few_kept(frame, wanted, keep, feed, room: int) -> None:
+    """Raise :class:`ManyKept` unless the filters ``keep``, tried on a sample of the
+    frame's rows on the device, say its rows they keep take at most half of ``room``
+    (half: a sample's share is an estimate)."""
+    from workbench.frame import device
+
+    if keep is None:
+        raise ManyKept("no filters above the scan")
+    rows = len(frame)
+    log, table = frame._session.transfers, frame._table
+    read = kept = 0
+    for first in (0, max(0, rows // 2 - SAMPLE_ROWS // 2), max(0, rows - SAMPLE_ROWS)):
+        count = min(SAMPLE_ROWS, rows - first)
+        columns = [device.to_column(table.column(n).chunk(0).slice(first, count), n,
+                                    zero_copy=frame._unified, log=log) for n in wanted]
+        read += count
+        kept += keep(columns, wanted, feed)[1]
+    share = kept / max(1, read)
+    expected = share * sum(table.column(n).nbytes for n in wanted)
+    if expected > room / 2:
+        raise ManyKept(f"the filters keep ~{share:.0%} of a sample's rows, ~{expected:,.0f} bytes")
 
 
 def _joined(pieces: list) -> list:
