@@ -47,13 +47,14 @@ def make_table(rows: int):
 
 def in_pieces(table):
     """The candidate: every string column cut into one slice per core, each slice cast
-    to string views on a thread of its own, the slices kept as the column's chunks."""
+    to string views on a thread of its own (copied compact first, as the workbench casts
+    a slice), the slices kept as the column's chunks."""
     from concurrent.futures import ThreadPoolExecutor
 
     import polars as pl
     import pyarrow as pa
 
-    from workbench.frame.table import _VIEWS
+    from workbench.frame.table import _VIEWS, _as_views
 
     cores = os.cpu_count() or 1
     columns = table.columns
@@ -64,7 +65,7 @@ def in_pieces(table):
             jobs += [(i, start, step) for start in range(0, len(col), step)]
     with ThreadPoolExecutor(cores) as pool:
         cast = list(pool.map(
-            lambda j: columns[j[0]].slice(j[1], j[2]).cast(_VIEWS[columns[j[0]].type]), jobs))
+            lambda j: _as_views(columns[j[0]].slice(j[1], j[2])), jobs))
     for i in {j[0] for j in jobs}:
         pieces = [chunk for j, c in zip(jobs, cast) if j[0] == i for chunk in c.chunks]
         columns[i] = pa.chunked_array(pieces, type=_VIEWS[columns[i].type])
