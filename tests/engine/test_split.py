@@ -271,6 +271,22 @@ def test_simple_plans_are_told_apart(agg, simple):
     assert inspect(joined).split.simple is False  # joins split first
 
 
+def test_a_window_over_a_simple_group_bys_groups_keeps_it_simple():
+    # the window sees the groups (few, a sample says later), not every row: streamed first
+    wb.init(backend="cpu")
+    x, _ = _h2o(100, 0)
+    fx = wb.Frame.from_polars(x).lazy()
+    share = fx.group_by("id1", "id2").agg(pl.col("v1").sum()).with_columns(
+        (pl.col("v1") / pl.col("v1").sum().over("id1")).alias("share"))
+    assert inspect(share).split.simple is True
+    below = fx.with_columns(pl.col("v1").sum().over("id1").alias("t")).group_by("id1").agg(
+        pl.col("t").max())
+    assert inspect(below).split.simple is False
+    median_then_window = fx.group_by("id1", "id2").agg(pl.col("v1").median()).with_columns(
+        pl.col("v1").rank().over("id1").alias("r"))
+    assert inspect(median_then_window).split.simple is False
+
+
 def test_inputs_and_bytes():
     wb.init(backend="cpu")
     x, _ = _h2o(1000, 0)

@@ -58,6 +58,9 @@ CHILD = textwrap.dedent("""
             .agg(pl.len(), pl.col("v1").sum()),
         "most_kept_then_summed": lambda x, y: x.filter(pl.col("v3") > 10).group_by("id1")
             .agg(pl.len(), pl.col("v1").sum()),
+        # a window over a simple group-by's groups: the streaming executor answers it
+        "share_of_groups": lambda x, y: x.group_by("id1").agg(pl.col("v1").sum(), pl.len())
+            .with_columns((pl.col("len") / pl.col("len").sum().over("id1")).alias("share")),
         # row by row, answers in the frame's row order: a selective one split into row
         # ranges on the GPU; one keeping most rows left to polars on the CPU
         "few_rows_in_order": lambda x, y: x.filter(pl.col("v3") > 99).with_columns(
@@ -163,6 +166,8 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
     most = out["most_kept_then_summed"]
     assert most["same"] is True and not any("rows were cut" in m for m in most["notes"]), most
     assert any("streaming executor" in m for m in most["notes"]), most
+    share = out["share_of_groups"]
+    assert share["same"] is True and any("streaming executor" in m for m in share["notes"]), share
     # a window by id3 under a group-by by id1: no key holds both, so the streaming executor
     # answers it (on the GPU: raise_on_fail), and nothing is filtered while cut
     window = out["window_then_group"]

@@ -122,6 +122,9 @@ class _Keys(dict):
 
     simple = True
     sorting = False
+    #: a group-by was met walking down: windows below it see every row (not simple);
+    #: windows above it see its groups, few when a sample of the keys says so
+    grouped = False
 
 
 def inspect(lf: pl.LazyFrame) -> PlanInfo:
@@ -283,6 +286,7 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
             raise _NoSplit("a limit inside a group-by")
         keys.simple &= all(expressions.decomposable(nt, a.node) for a in ir.aggs)
         keys.sorting |= any(expressions.sorts_values(nt, a.node) for a in ir.aggs)
+        keys.grouped = True
         _need(nt, ir.input, _narrow(allowed, names), keys)
     elif kind == "Join":
         how = ir.options[0]
@@ -347,8 +351,8 @@ def _row_wise(nt, ir, kind: str, allowed=None, keys=None):
     if not all(expressions.row_wise(nt, e.node, windows) for e in exprs):
         raise _NoSplit(f"a {kind.lower()} that is not row by row (an aggregation, or a window "
                        "over expressions or depending on the row order)")
-    if windows and keys is not None:
-        keys.simple = False
+    if windows and keys is not None and keys.grouped:
+        keys.simple = False  # a window over every row (one over groups: see _split)
     if kind != "Filter" and allowed is not None:
         allowed = _passed_keys(nt, kind, exprs, allowed)
     for over in windows:  # every window's groups must lie within one partition
