@@ -468,27 +468,27 @@ def _pieces(sizes):
 
 
 def test_the_cut_rows_of_one_frame_that_fit_a_partition_go_to_the_first():
-    from workbench.frame import scan
+    from workbench.frame import cut
 
     pieces = _pieces([3, 0, 5, 2])
     frame = pieces[0]
     room = sum(p.nbytes for p in pieces)
-    first = scan.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room)
-    whole = scan._one_or(pieces, frame, ["k", "v"], first)
-    assert first.scattered[scan.ONE] and len(whole) == 10
+    first = cut.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room)
+    whole = cut.one_or(pieces, frame, ["k", "v"], first)
+    assert first.scattered[cut.ONE] and len(whole) == 10
     assert all(c.num_chunks == 1 for c in whole._table.columns)  # as the device copies read it
     assert sorted(whole.to_polars()["k"].to_list()) == [0, 0, 0, 2, 2, 2, 2, 2, 3, 3]
     # too little room, or two frames in the split: each partition its own piece
-    small = scan.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room - 1)
-    assert scan._one_or(pieces, frame, ["k", "v"], small) is pieces[0] and scan.ONE not in small.scattered
-    two = scan.Partition(0, 4, {id(frame): ("k",), 1: ("k",)}, {}, {}, room)
-    assert scan._one_or(pieces, frame, ["k", "v"], two) is pieces[0]
-    later = scan.Partition(2, 4, {id(frame): ("k",)}, {}, {}, room)
-    assert scan._one_or(pieces, frame, ["k", "v"], later) is pieces[2]
+    small = cut.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room - 1)
+    assert cut.one_or(pieces, frame, ["k", "v"], small) is pieces[0] and cut.ONE not in small.scattered
+    two = cut.Partition(0, 4, {id(frame): ("k",), 1: ("k",)}, {}, {}, room)
+    assert cut.one_or(pieces, frame, ["k", "v"], two) is pieces[0]
+    later = cut.Partition(2, 4, {id(frame): ("k",)}, {}, {}, room)
+    assert cut.one_or(pieces, frame, ["k", "v"], later) is pieces[2]
 
 
 def test_the_split_stops_after_a_partition_that_held_every_row():
-    from workbench.frame import scan
+    from workbench.frame import cut, scan
 
     df = pl.DataFrame({"k": [1, 2, 3, 1], "v": [1.0, 2.0, 3.0, 4.0]})
     frame = wb.Frame.from_polars(df)
@@ -499,13 +499,13 @@ def test_the_split_stops_after_a_partition_that_held_every_row():
     def one(part_lf):
         part = scan._partition
         seen.append(part.index)
-        part.scattered[scan.ONE] = True  # as a cut whose rows all fit does
-        with scan.partitioning(scan.Partition(0, 1, split.keys)):  # every row: the whole plan
+        part.scattered[cut.ONE] = True  # as a cut whose rows all fit does
+        with scan.partitioning(cut.Partition(0, 1, split.keys)):  # every row: the whole plan
             return part_lf.collect()
 
     facts = {}
     got = run_split(lf, split, 8, one, facts=facts)
-    assert seen == [0] and facts == {scan.ONE: True}
+    assert seen == [0] and facts == {cut.ONE: True}
     assert_frame_equal(got, lf.collect())
 
 

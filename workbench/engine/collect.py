@@ -38,7 +38,8 @@ from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
-from workbench.frame.scan import ManyKept, feeding
+from workbench.frame.cut import ManyKept
+from workbench.frame.scan import feeding
 from workbench.frame.table import DeviceTable, as_polars
 from workbench.session import current_session
 
@@ -312,7 +313,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
 
 def _note_cut(session, facts: dict) -> None:
     """What the filters applied while the rows were cut kept, in the session's log."""
-    from workbench.frame.scan import FILTERED, ONE
+    from workbench.frame.cut import FILTERED, ONE
 
     found = facts.get(FILTERED)
     if isinstance(found, tuple):

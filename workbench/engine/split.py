@@ -14,7 +14,8 @@ from typing import Callable
 import polars as pl
 
 from workbench.engine.plan import Split
-from workbench.frame.scan import FILTERED, ONE, Partition, partitioning
+from workbench.frame.cut import FILTERED, ONE, Partition
+from workbench.frame.scan import partitioning
 
 #: A row-wise plan is split into row ranges on the GPU while its answer is at most this
 #: share of the bytes it reads. Its rows cross to the device once, but its answer comes
@@ -31,7 +32,8 @@ def answer_share(lf: pl.LazyFrame, split: Split, inputs) -> float:
     """The share of the bytes it reads that a row-wise plan's answer keeps, estimated by
     polars on the CPU over three sample row ranges (milliseconds); both sides are
     counted as polars counts them (``estimated_size``)."""
-    from workbench.frame.scan import range_of, rows_as_polars
+    from workbench.frame.cut import range_of
+    from workbench.frame.scan import rows_as_polars
 
     kept = read = 0
     for index in (0, SAMPLE_RANGES // 2, SAMPLE_RANGES - 1):
@@ -64,7 +66,7 @@ def run_split(lf: pl.LazyFrame, split: Split, count: int,
               room: int = 0, facts: dict | None = None, only_one: bool = False) -> pl.DataFrame:
     """``lf``'s answer from ``count`` partition queries, one at a time.
 
-    ``prefilter`` and ``room`` are :class:`~workbench.frame.scan.Partition`'s (filters
+    ``prefilter`` and ``room`` are :class:`~workbench.frame.cut.Partition`'s (filters
     applied while the rows are cut; one partition when they then fit ``room``);
     ``facts`` receives what the cut found (rows read and kept, one partition or not);
     with ``only_one`` the split runs as one partition or raises ``ManyKept``."""

@@ -17,11 +17,10 @@ Inside :func:`partitioning` (the engine's key split, see :mod:`workbench.engine.
 a scan yields only the rows of one hash partition of its key columns (or one range of
 its rows, for plans that work row by row). On the GPU,
 resident columns are cut on the device; columns that are not resident are cut in
-one pass when the first partition asks for them (each host chunk goes to the device
-once, is reordered by partition there and comes back as one host table per
-partition), and each partition then goes to the device once more: one partition's
-worth of device memory is used, not the whole frame's, and the inputs cross twice,
-not once per partition. The feed is set by the engine for the duration of one GPU query, process-wide
+one pass when the first partition asks for them (see :mod:`workbench.frame.cut`),
+and each partition then goes to the device once more: one partition's worth of
+device memory is used, not the whole frame's, and the inputs cross twice, not once
+per partition. The feed is set by the engine for the duration of one GPU query, process-wide
 (cudf-polars may call the source from its own threads); GPU collects run one at a time.
 """
 
@@ -36,6 +35,7 @@ from typing import Callable
 import polars as pl
 
 from workbench.errors import DoesNotFit
+from workbench.frame.cut import ManyKept, Partition, one_or, range_of, scattered
 from workbench.frame.table import as_polars
 
 
@@ -58,42 +58,6 @@ class GPUFeed:
     resident: bool
     table: Callable
 
-
-@dataclass(frozen=True)
-class Partition:
-    """Rows ``index`` of ``count`` hash partitions, by ``keys[id(frame)]`` per frame
-    (no keys: the ``index``-th of ``count`` ranges of consecutive rows)."""
-
-    index: int
-    count: int
-    keys: dict
-    #: host tables per partition, by (frame, columns), shared by the partitions of
-    #: one split: the inputs cut once (see :func:`_scattered`)
-    scattered: dict = field(default_factory=dict, compare=False, repr=False)
-    #: ``keep(columns, names, feed)`` by ``id(frame)``: the filters above its scan,
-    #: applied while its rows are cut (see ``engine.cudf_polars.row_filters``)
-    prefilter: dict = field(default_factory=dict, compare=False, repr=False)
-    #: bytes one partition may take: a one-Frame split whose cut rows all fit runs as
-    #: one partition (``scattered[ONE]`` then says so)
-    room: int = 0
-    #: run as one partition or not at all: :class:`ManyKept` is raised, before the cut
-    #: when the filters keep too much of a sample, during it once they have
-    only_one: bool = False
-
-
-class ManyKept(Exception):
-    """The rows a split's filters keep do not fit one partition (``Partition.only_one``)."""
-
-
-#: the sample of a Frame's rows a split's filters are tried on first: this many rows at
-#: its start, middle and end (the filters' selectivity, in milliseconds on the device)
-SAMPLE_ROWS = 20_000
-
-
-#: the key of ``Partition.scattered`` saying the split's rows went to one partition
-ONE = "one partition"
-#: the key of ``Partition.scattered`` holding (rows read, rows kept) by the filters
-FILTERED = "filtered"
 
 
 _active: GPUFeed | None = None
@@ -193,8 +157,8 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
     if part.only_one and (chunks is not None or not _copies_in_place(frame, wanted)):
         raise ManyKept("only a cut of host rows runs as one partition")
     if chunks is None and _copies_in_place(frame, wanted):
-        pieces = _scattered(frame, wanted, keys, feed, part)
-        piece = _one_or(pieces, frame, wanted, part)
+        pieces = scattered(frame, wanted, keys, feed, part)
+        piece = one_or(pieces, frame, wanted, part)
         log, table = frame._session.transfers, piece._table
         columns = [device.to_column(table.column(n).chunk(0), n, zero_copy=piece._unified, log=log)
                    for n in names]
@@ -205,17 +169,6 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
                                          part.count)
     keep = [picked[wanted.index(n)] for n in names]
     return iter([feed.table(keep, names, frame.schema, rows)])
-
-
-def range_of(rows: int, part: Partition) -> tuple[int, int]:
-    """(first row, row count) of row range ``part.index`` of ``part.count``.
-
-    >>> [range_of(10, Partition(i, 3, {})) for i in range(3)]
-    [(0, 4), (4, 4), (8, 2)]
-    """
-    step = -(-rows // part.count)
-    first = min(rows, part.index * step)
-    return first, min(step, rows - first)
 
 
 def rows_as_polars(frame, names: list[str], first: int, count: int) -> pl.DataFrame:
@@ -246,105 +199,6 @@ def _range_rows(frame, names, predicate, feed, part: Partition, n_rows):
         columns = [device.to_column(frame._table.column(n).chunk(0).slice(first, count), n,
                                     zero_copy=unified, log=log) for n in names]
     return iter([feed.table(columns, names, frame.schema, count)])
-
-
-def _one_or(pieces: list, frame, wanted, part: Partition):
-    """Partition ``part.index``'s piece or, when the split reads this one Frame and all
-    its cut rows fit one partition (its filters kept few), every row: the first
-    partition then answers the whole plan (its groups are all there) and the split
-    stops after it."""
-    if part.index == 0 and len(part.keys) == 1 and part.count > 1 and \
-            sum(p.nbytes for p in pieces) <= part.room:
-        part.scattered[ONE] = True
-    if not part.scattered.get(ONE):
-        return pieces[part.index]
-    key = (ONE, id(frame), tuple(wanted))
-    if key not in part.scattered:
-        (part.scattered[key],) = _joined([[p._table for p in pieces]])
-    return part.scattered[key]
-
-
-def _scattered(frame, wanted, keys, feed, part: Partition) -> list:
-    """The frame's columns ``wanted`` cut into ``part.count`` host Frames in one pass.
-
-    Each chunk goes to the device once, is hashed and reordered by partition there
-    and comes back to the host (through pinned staging); each partition's pieces are
-    joined into one plain-memory table, kept for the rest of the split.
-    The filters straight above the Frame's scan (``part.prefilter``) are applied to
-    each chunk on the device first, so only the rows they keep are cut and come back.
-    """
-    key = (id(frame), tuple(wanted))
-    if key not in part.scattered:
-        from workbench.frame import device
-
-        hashed = [wanted.index(k) for k in keys]
-        pieces = [[] for _ in range(part.count)]
-        log = frame._session.transfers
-        keep = part.prefilter.get(id(frame))
-        if part.only_one:
-            _few_kept(frame, wanted, keep, feed, part.room)
-        read = kept = kept_bytes = 0
-        for columns in DeviceChunks(frame, wanted, feed, cutting=True).columns():
-            if keep is not None:
-                read += columns[0].size() if columns else 0
-                try:
-                    columns, rows = keep(columns, wanted, feed)
-                    kept += rows
-                except Exception as err:  # noqa: BLE001 - the plan filters them anyway
-                    if part.only_one:
-                        raise ManyKept(f"the filters failed ({type(err).__name__})") from err
-                    keep, read = None, 0
-                    part.scattered[FILTERED] = f"not applied ({type(err).__name__}: {err})"[:200]
-            host, offsets = device.scatter(columns, hashed, part.count, wanted, log)
-            del columns
-            kept_bytes += host.nbytes
-            if part.only_one and kept_bytes > part.room:
-                raise ManyKept(f"the filters kept over {kept_bytes:,} bytes")
-            for i in range(part.count):
-                pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
-        if keep is not None:
-            part.scattered[FILTERED] = (read, kept)
-        part.scattered[key] = _joined(pieces)
-    return part.scattered[key]
-
-
-def _few_kept(frame, wanted, keep, feed, room: int) -> None:
-    """Raise :class:`ManyKept` unless the filters ``keep``, tried on a sample of the
-    frame's rows on the device, say its rows they keep take at most half of ``room``
-    (half: a sample's share is an estimate)."""
-    from workbench.frame import device
-
-    if keep is None:
-        raise ManyKept("no filters above the scan")
-    rows = len(frame)
-    log, table = frame._session.transfers, frame._table
-    read = kept = 0
-    for first in (0, max(0, rows // 2 - SAMPLE_ROWS // 2), max(0, rows - SAMPLE_ROWS)):
-        count = min(SAMPLE_ROWS, rows - first)
-        columns = [device.to_column(table.column(n).chunk(0).slice(first, count), n,
-                                    zero_copy=frame._unified, log=log) for n in wanted]
-        read += count
-        kept += keep(columns, wanted, feed)[1]
-    share = kept / max(1, read)
-    expected = share * sum(table.column(n).nbytes for n in wanted)
-    if expected > room / 2:
-        raise ManyKept(f"the filters keep ~{share:.0%} of a sample's rows, ~{expected:,.0f} bytes")
-
-
-def _joined(pieces: list) -> list:
-    """Each partition's pieces (Arrow tables) joined into one plain-memory Frame, the
-    partitions in parallel on the copy threads (Arrow's concatenation releases the
-    GIL). Not pinned: each crosses to the device once or twice, through the staging
-    buffers, cheaper than registering fresh pages."""
-    import pyarrow as pa
-
-    from workbench.frame.frame import Frame
-    from workbench.frame.table import copy_threads, normalize
-
-    def join(tables):  # one chunk per column here: normalize then starts no threads
-        return normalize(pa.concat_tables(tables, promote_options="permissive").combine_chunks())
-
-    return [Frame._from_result(t) for t in copy_threads().map(join, pieces)]
 
 
 def _fits_resident(frame, names) -> bool:
