@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
 @dataclass(frozen=True)
 class Partition:
     """Rows ``index`` of ``count`` hash partitions, by ``keys[id(frame)]`` per frame
@@ -125,21 +126,18 @@ def few_kept(frame, wanted, keep, feed, room: int) -> None:
     """Raise :class:`ManyKept` unless the filters ``keep``, tried on a sample of the
     frame's rows on the device, say its rows they keep take at most half of ``room``
     (half: a sample's share is an estimate)."""
-    from workbench.frame import device
+    from workbench.frame.scan import host_rows_on_device
 
     if keep is None:
         raise ManyKept("no filters above the scan")
     rows = len(frame)
-    log, table = frame._session.transfers, frame._table
     read = kept = 0
     for first in (0, max(0, rows // 2 - SAMPLE_ROWS // 2), max(0, rows - SAMPLE_ROWS)):
         count = min(SAMPLE_ROWS, rows - first)
-        columns = [device.to_column(table.column(n).chunk(0).slice(first, count), n,
-                                    zero_copy=frame._unified, log=log) for n in wanted]
         read += count
-        kept += keep(columns, wanted, feed)[1]
+        kept += keep(host_rows_on_device(frame, wanted, first, count), wanted, feed)[1]
     share = kept / max(1, read)
-    expected = share * sum(table.column(n).nbytes for n in wanted)
+    expected = share * sum(frame._table.column(n).nbytes for n in wanted)
     if expected > room / 2:
         raise ManyKept(f"the filters keep ~{share:.0%} of a sample's rows, ~{expected:,.0f} bytes")
 

@@ -195,10 +195,18 @@ def _range_rows(frame, names, predicate, feed, part: Partition, n_rows):
     if frame._host is None or _fits_resident(frame, names):
         columns = device.row_slice(frame._device_columns(names), first, count)
     else:
-        log, unified = frame._session.transfers, frame._unified
-        columns = [device.to_column(frame._table.column(n).chunk(0).slice(first, count), n,
-                                    zero_copy=unified, log=log) for n in names]
+        columns = host_rows_on_device(frame, names, first, count)
     return iter([feed.table(columns, names, frame.schema, count)])
+
+
+def host_rows_on_device(frame, names, first: int, count: int) -> list:
+    """Rows ``first`` to ``first + count`` of the frame's host columns ``names`` as
+    pylibcudf columns: views on unified memory, else one copy of those rows only."""
+    from workbench.frame import device
+
+    log, unified = frame._session.transfers, frame._unified
+    return [device.to_column(frame._table.column(n).chunk(0).slice(first, count), n,
+                             zero_copy=unified, log=log) for n in names]
 
 
 def _fits_resident(frame, names) -> bool:
@@ -251,8 +259,7 @@ class DeviceChunks:
         from workbench.memory import consumers
 
         self.frame, self.names, self.feed = frame, names, feed
-        self.arrays = [frame._table.column(n).chunk(0) for n in names]
-        row_bytes = sum(a.nbytes for a in self.arrays) // max(1, len(frame))
+        row_bytes = sum(frame._table.column(n).nbytes for n in names) // max(1, len(frame))
         # a split cutting rows sizes its chunks itself, not as the executor's partitions
         self.step = chunk_rows(frame, row_bytes, consumers.CUT_SHARE if cutting else None)
         self.starts = iter(range(0, max(len(frame), 1), self.step))
@@ -274,10 +281,6 @@ class DeviceChunks:
             yield self._chunk(start)[0]
 
     def _chunk(self, start: int):
-        from workbench.frame import device
-
-        log, unified = self.frame._session.transfers, self.frame._unified
-        columns = [device.to_column(a.slice(start, self.step), n, zero_copy=unified, log=log)
-                   for a, n in zip(self.arrays, self.names)]
+        columns = host_rows_on_device(self.frame, self.names, start, self.step)
         rows = min(self.step, len(self.frame) - start) if len(self.frame) else 0
         return columns, rows
