@@ -462,22 +462,29 @@ def test_a_split_never_changes_an_answer(name, shape):
         assert info.why_not
 
 
-def _pieces(sizes):
-    return [wb.Frame.from_polars(pl.DataFrame({"k": np.full(n, i, np.int32), "v": np.arange(n, dtype=np.float64)}))
-            for i, n in enumerate(sizes)]
+def _pieces(sizes, in_place=False):
+    from workbench.frame.cut import Cut
+
+    return [Cut([pl.DataFrame({"k": np.full(n, i, np.int32), "v": np.arange(n, dtype=np.float64)})
+                 .to_arrow()], in_place) for i, n in enumerate(sizes)]
 
 
-def test_the_cut_rows_of_one_frame_that_fit_a_partition_go_to_the_first():
+@pytest.mark.parametrize("in_place", [False, True])
+def test_the_cut_rows_of_one_frame_that_fit_a_partition_go_to_the_first(in_place):
     from workbench.frame import cut
 
-    pieces = _pieces([3, 0, 5, 2])
+    pieces = _pieces([3, 0, 5, 2], in_place)
     frame = pieces[0]
     room = sum(p.nbytes for p in pieces)
     first = cut.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room)
     whole = cut.one_or(pieces, frame, ["k", "v"], first)
-    assert first.scattered[cut.ONE] and len(whole) == 10
-    assert all(c.num_chunks == 1 for c in whole._table.columns)  # as the device copies read it
-    assert sorted(whole.to_polars()["k"].to_list()) == [0, 0, 0, 2, 2, 2, 2, 2, 3, 3]
+    assert first.scattered[cut.ONE] and len(whole) == 10 and whole.in_place is in_place
+    # joined on the host, one chunk per column as the device copies read it; read in
+    # place, the pieces as they are (the device concatenates them)
+    assert len(whole.tables) == (4 if in_place else 1)
+    assert all(c.num_chunks == 1 for t in whole.tables for c in t.columns)
+    keys = pl.concat([pl.from_arrow(t) for t in whole.tables])["k"].to_list()
+    assert sorted(keys) == [0, 0, 0, 2, 2, 2, 2, 2, 3, 3]
     # too little room, or two frames in the split: each partition its own piece
     small = cut.Partition(0, 4, {id(frame): ("k",)}, {}, {}, room - 1)
     assert cut.one_or(pieces, frame, ["k", "v"], small) is pieces[0] and cut.ONE not in small.scattered

@@ -3,8 +3,9 @@
 A split (see :mod:`workbench.engine.split`) runs its plan once per :class:`Partition`.
 A Frame that is not resident is cut when the first partition asks for it: each host
 chunk goes to the device once, the filters straight above its scan keep their rows
-there, the rows are reordered by partition and come back as one host table per
-partition, read by every partition of the split. When what the filters keep fits one
+there, the rows are reordered by partition and come back to the host (into registered
+blocks of :mod:`workbench.frame.hostpool`, which the GPU reads in place, where it has
+room), read by every partition of the split. When what the filters keep fits one
 partition, that partition answers the whole plan.
 """
 
@@ -61,6 +62,44 @@ def range_of(rows: int, part: Partition) -> tuple[int, int]:
     return first, min(step, rows - first)
 
 
+@dataclass
+class Cut:
+    """One partition's rows on the host: the pieces each chunk left, where the GPU can
+    read them in place (registered blocks of the host pool, or unified memory), else
+    one table joined on the host."""
+
+    tables: list
+    in_place: bool
+
+    def __len__(self) -> int:
+        return sum(t.num_rows for t in self.tables)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tables)
+
+    def on_device(self, names: list[str], log, unified: bool) -> list:
+        """The rows' columns ``names`` on the device (pylibcudf columns).
+
+        Pieces read in place are concatenated by libcudf straight from host memory
+        into one device copy; one table is copied buffer by buffer (in one pinned copy
+        each where registered, through the staging buffers where not).
+        """
+        from workbench.frame import device
+
+        def upload(table, in_place):
+            return [device.to_column(table.column(n).chunk(0), n, zero_copy=in_place, log=log)
+                    for n in names]
+
+        tables = [t for t in self.tables if t.num_rows] or self.tables[:1]
+        if len(tables) == 1:
+            return upload(tables[0], unified)
+        import pylibcudf as plc
+
+        views = [plc.Table(upload(t, True)) for t in tables]
+        return plc.concatenate.concatenate(views).columns()
+
+
 def one_or(pieces: list, frame, wanted, part: Partition):
     """Partition ``part.index``'s piece or, when the split reads this one Frame and all
     its cut rows fit one partition (its filters kept few), every row: the first
@@ -73,16 +112,19 @@ def one_or(pieces: list, frame, wanted, part: Partition):
         return pieces[part.index]
     key = (ONE, id(frame), tuple(wanted))
     if key not in part.scattered:
-        (part.scattered[key],) = joined([[p._table for p in pieces]])
+        (part.scattered[key],) = joined([[t for p in pieces for t in p.tables]],
+                                        all(p.in_place for p in pieces))
     return part.scattered[key]
 
 
 def scattered(frame, wanted, keys, feed, part: Partition) -> list:
-    """The frame's columns ``wanted`` cut into ``part.count`` host Frames in one pass.
+    """The frame's columns ``wanted`` cut into ``part.count`` host cuts (:class:`Cut`) in one pass.
 
     Each chunk goes to the device once, is hashed and reordered by partition there
-    and comes back to the host (through pinned staging); each partition's pieces are
-    joined into one plain-memory table, kept for the rest of the split.
+    and comes back to the host: into blocks of the host pool when it has room (the
+    pieces then stay as they are, and the GPU reads them in place), else through
+    pinned staging into fresh memory, each partition's pieces joined into one
+    plain-memory table. They are kept for the rest of the split.
     The filters straight above the Frame's scan (``part.prefilter``) are applied to
     each chunk on the device first, so only the rows they keep are cut and come back.
     """
@@ -91,9 +133,14 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
         from workbench.frame import device
         from workbench.frame.scan import DeviceChunks
 
+        from workbench.frame import hostpool
+
         hashed = [wanted.index(k) for k in keys]
         pieces = [[] for _ in range(part.count)]
         log = frame._session.transfers
+        pool = hostpool.shared(frame._session.policy)
+        take = pool.take if pool is not None else None
+        in_place = frame._unified or pool is not None
         keep = part.prefilter.get(id(frame))
         if part.only_one:
             few_kept(frame, wanted, keep, feed, part.room)
@@ -109,7 +156,8 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
                         raise ManyKept(f"the filters failed ({type(err).__name__})") from err
                     keep, read = None, 0
                     part.scattered[FILTERED] = f"not applied ({type(err).__name__}: {err})"[:200]
-            host, offsets = device.scatter(columns, hashed, part.count, wanted, log)
+            host, offsets = device.scatter(columns, hashed, part.count, wanted, log, take)
+            in_place = in_place and (frame._unified or _registered(host, device))
             del columns
             kept_bytes += host.nbytes
             if part.only_one and kept_bytes > part.room:
@@ -118,8 +166,14 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
                 pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
         if keep is not None:
             part.scattered[FILTERED] = (read, kept)
-        part.scattered[key] = joined(pieces)
+        part.scattered[key] = joined(pieces, in_place)
     return part.scattered[key]
+
+
+def _registered(table, device) -> bool:
+    """Whether every buffer of ``table`` lies in registered memory."""
+    return all(device.is_pinned(b.address, b.size) for col in table.columns
+               for chunk in col.chunks for b in chunk.buffers() if b is not None and b.size)
 
 
 def few_kept(frame, wanted, keep, feed, room: int) -> None:
@@ -142,17 +196,21 @@ def few_kept(frame, wanted, keep, feed, room: int) -> None:
         raise ManyKept(f"the filters keep ~{share:.0%} of a sample's rows, ~{expected:,.0f} bytes")
 
 
-def joined(pieces: list) -> list:
-    """Each partition's pieces (Arrow tables) joined into one plain-memory Frame, the
+def joined(pieces: list, in_place: bool) -> list[Cut]:
+    """Each partition's pieces (Arrow tables) as a :class:`Cut`: left as they are when
+    the GPU can read them ``in_place``, else joined into one plain-memory table, the
     partitions in parallel on the copy threads (Arrow's concatenation releases the
-    GIL). Not pinned: each crosses to the device once or twice, through the staging
-    buffers, cheaper than registering fresh pages."""
+    GIL). Not pinned then: each crosses to the device once or twice, through the
+    staging buffers, cheaper than registering fresh pages."""
     import pyarrow as pa
 
-    from workbench.frame.frame import Frame
     from workbench.frame.table import copy_threads, normalize
 
-    def join(tables):  # one chunk per column here: normalize then starts no threads
-        return normalize(pa.concat_tables(tables, promote_options="permissive").combine_chunks())
+    if in_place:
+        return [Cut(list(tables), True) for tables in pieces]
 
-    return [Frame._from_result(t) for t in copy_threads().map(join, pieces)]
+    def join(tables):  # one chunk per column here: normalize then starts no threads
+        return Cut([normalize(pa.concat_tables(tables, promote_options="permissive")
+                              .combine_chunks())], False)
+
+    return list(copy_threads().map(join, pieces))

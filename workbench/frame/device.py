@@ -344,10 +344,12 @@ def partition_rows(chunks, keys: list[int], index: int, count: int) -> tuple[lis
     return table.columns(), table.num_rows()
 
 
-def scatter(columns, keys: list[int], count: int, names: list[str], log) -> tuple[pa.Table, list[int]]:
+def scatter(columns, keys: list[int], count: int, names: list[str], log,
+            take=None) -> tuple[pa.Table, list[int]]:
     """One chunk's rows reordered by hash partition (the hash of :func:`partition_rows`),
-    in their order within each, and copied to the host: the arrow table and where each
-    partition starts (and the end)."""
+    in their order within each, and copied to the host (into registered memory from
+    ``take`` where it gives some): the arrow table and where each partition starts
+    (and the end)."""
     int32 = plc.DataType(plc.TypeId.INT32)
     bucket = plc.unary.cast(_buckets(columns, keys, count), int32)
     # A stable sort by partition rather than libcudf's partition, whose order within a
@@ -362,7 +364,7 @@ def scatter(columns, keys: list[int], count: int, names: list[str], log) -> tupl
     from workbench.frame.fetch import staged  # fetch builds on this module
 
     start = time.perf_counter()
-    host, kind = staged(ordered.columns(), names)
+    host, kind = staged(ordered.columns(), names, take)
     log.record("split: partitions to the host", host.nbytes, "device-to-host", kind,
                time.perf_counter() - start)
     offsets = list(offsets)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import polars as pl
@@ -159,9 +159,7 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
     if chunks is None and _copies_in_place(frame, wanted):
         pieces = scattered(frame, wanted, keys, feed, part)
         piece = one_or(pieces, frame, wanted, part)
-        log, table = frame._session.transfers, piece._table
-        columns = [device.to_column(table.column(n).chunk(0), n, zero_copy=piece._unified, log=log)
-                   for n in names]
+        columns = piece.on_device(names, frame._session.transfers, frame._unified)
         return iter([feed.table(columns, names, frame.schema, len(piece))])
     if chunks is None:
         chunks = DeviceChunks(frame, wanted, feed, cutting=True).columns()
