@@ -70,10 +70,12 @@ def test_polars_view_round_trips(table):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=40),
        st.lists(st.one_of(st.none(), st.binary(max_size=30)), max_size=40),
-       st.integers(0, 40), st.integers(0, 40), st.integers(1, 4))
-def test_strings_reach_polars_through_views_unchanged(texts, blobs, start, length, chunks):
+       st.integers(0, 40), st.integers(0, 40), st.integers(1, 4), st.integers(1, 16))
+def test_strings_reach_polars_through_views_unchanged(texts, blobs, start, length, chunks, cores):
     # long strings (over 12 bytes) live outside the view; slices and several chunks,
-    # as a split's answer has them, keep their offsets
+    # as a split's answer has them, keep their offsets; so do the slices a column is
+    # cut into when cores outnumber the string columns (every column cut here)
+    from workbench.frame import table as tables
     from workbench.frame.table import as_polars
 
     rows = min(len(texts), len(blobs))
@@ -84,7 +86,11 @@ def test_strings_reach_polars_through_views_unchanged(texts, blobs, start, lengt
                                             [pa.array([], pa.large_string())]),
                       "b": pa.array(blobs[:rows], pa.binary()), "n": pa.array(range(rows))})
     table = table.slice(min(start, rows), length)  # a row range in the middle, as samples read
-    df = as_polars(table)
+    rows_before, tables.PIECE_ROWS = tables.PIECE_ROWS, 1
+    try:
+        df = as_polars(table, cores)
+    finally:
+        tables.PIECE_ROWS = rows_before
     assert df.equals(pl.from_arrow(table))
     assert df["s"].to_list() == table.column("s").to_pylist()
     assert df["b"].to_list() == table.column("b").to_pylist()

@@ -112,14 +112,15 @@ def to_host(columns: list[plc.Column], arrow_types: list[pa.DataType],
     return arrays
 
 
-def fetch(result: DeviceTable, log) -> tuple[pa.Table, str]:
+def fetch(result: DeviceTable, log, take=None) -> tuple[pa.Table, str]:
     """``result`` as a normalized Arrow table in new host memory, and the copy's kind.
 
-    The copy is recorded in ``log`` (the session's transfer log).
+    The copy is recorded in ``log`` (the session's transfer log). ``take``: where
+    registered memory may come from (see :func:`to_host`).
     """
     start = time.perf_counter()
     if all(plain(dtype) for dtype in result.schema.dtypes()):
-        table, kind = staged(result.columns, result.names)
+        table, kind = staged(result.columns, result.names, take)
     else:
         table, kind = result.to_polars().to_arrow(), "pageable"
     table = normalize(table)

@@ -56,13 +56,17 @@ class HostPool:
         self.leased_bytes = 0
         self.made = 0  # blocks registered over the pool's life (reuse keeps it low)
 
-    def take(self, nbytes: int) -> np.ndarray | None:
+    def take(self, nbytes: int, *, within_keep: bool = False) -> np.ndarray | None:
         """``nbytes`` of registered memory (a uint8 array), or None when the pinned
-        limit leaves no room. The block returns to the pool when the array, and
-        everything viewing it, is gone."""
+        limit leaves no room (with ``within_keep``, when the pool would grow past
+        ``keep``: for answers, which users may hold for long). The block returns to
+        the pool when the array, and everything viewing it, is gone."""
         size = block_size(nbytes)
         block = self._reuse(size)
         if block is None:
+            with self._lock:
+                if within_keep and self.leased_bytes + self.free_bytes + size > self.keep:
+                    return None
             block = self._make(size)
         if block is None:
             return None

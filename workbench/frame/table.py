@@ -50,24 +50,40 @@ _VIEWS = {pa.string(): pa.string_view(), pa.large_string(): pa.string_view(),
           pa.binary(): pa.binary_view(), pa.large_binary(): pa.binary_view()}
 
 
-def as_polars(table: pa.Table) -> pl.DataFrame:
+#: a string column of fewer rows is cast whole: cutting it gains less than it costs
+PIECE_ROWS = 1 << 20
+
+
+def as_polars(table: pa.Table, cores: int | None = None) -> pl.DataFrame:
     """``table`` as a polars DataFrame, strings through Arrow's string views.
 
     Numbers, dates and booleans are shared. polars keeps strings as views (16 bytes a
     string, short ones inline): Arrow's own cast into that layout, which polars then
     takes without a copy, is ~1.5x faster than polars converting offsets and
     characters itself (3e7 short strings: 0.32 s against 0.45-0.63 s, on 2 cores).
-    Each string column is cast on a copy thread of its own: the groupby table's shape
-    at 1e7 rows (three string columns), best of 5 fresh processes on 2 cores, 0.14 s
-    against 0.20 s one column after another (``benchmarks/polars_views.py``). Cutting
-    columns into pieces converted on several threads was measured no faster on 16
-    cores. Never called from a copy thread's task: it waits on that pool.
+    The casts run on the copy threads (Arrow's cast releases the GIL): a column each,
+    and where cores outnumber the string columns each large column is cut into
+    slices cast apart, kept as its chunks. The groupby table's shape at 3e7 rows
+    (three string columns) on 16 cores: 1.57 s by ``pl.from_arrow``, 0.30 s a
+    column per thread, 0.18 s a slice per core (H100 machine, fresh processes,
+    ``benchmarks/polars_views.py``); on 2 cores slices gained nothing. ``cores``: the
+    cores to count on (default: all). Never called from a copy thread's task: it
+    waits on that pool.
     """
-    if not any(f.type in _VIEWS for f in table.schema):
+    strings = [i for i, f in enumerate(table.schema) if f.type in _VIEWS]
+    if not strings:
         return pl.from_arrow(table, rechunk=False)
-    # one string column per copy thread (Arrow's cast releases the GIL)
-    columns = list(copy_threads().map(
-        lambda col: _as_views(col) if col.type in _VIEWS else col, table.columns))
+    cuts = max(1, (cores or os.cpu_count() or 1) // len(strings))
+    jobs = []  # (column, first row, rows): one slice, or the whole column
+    for i in strings:
+        rows = table.num_rows
+        step = -(-rows // cuts) if cuts > 1 and rows >= PIECE_ROWS else max(rows, 1)
+        jobs += [(i, first, step) for first in range(0, max(rows, 1), step)]
+    columns = table.columns
+    cast = list(copy_threads().map(lambda j: _as_views(columns[j[0]].slice(j[1], j[2])), jobs))
+    for i in strings:
+        chunks = [c for j, views in zip(jobs, cast) if j[0] == i for c in views.chunks]
+        columns[i] = pa.chunked_array(chunks, type=_VIEWS[table.schema.field(i).type])
     schema = pa.schema([f.with_type(c.type) for f, c in zip(table.schema, columns)],
                        metadata=table.schema.metadata)
     return pl.from_arrow(pa.Table.from_arrays(columns, schema=schema), rechunk=False)
