@@ -130,6 +130,23 @@ def test_split_group_by_equals_whole(n, seed, count):
     _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), False)
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 400), seed=st.integers(0, 2**16), count=st.integers(1, 9),
+       keep=st.sampled_from(["any", "first", "last", "none"]))
+def test_split_uniques_equal_whole(n, seed, count, keep):
+    # every copy of a row (or of its subset's values) lies in one partition: the key
+    # the split picks is one of them, and the partitions keep the frame's row order
+    wb.init(backend="cpu")
+    x, _ = _h2o(n, seed)
+    f = wb.Frame.from_polars(x)
+    for lf in (f.lazy().select("id1", "id4").unique().group_by("id1").agg(pl.len()),
+               f.lazy().unique(["id1", "id2"], keep=keep),
+               f.lazy().filter(pl.col("v1") > 2).unique(["id4"], keep=keep).select("id4", "v3")):
+        info = inspect(lf)
+        assert info.split is not None and not info.split.simple, info.why_not
+        _same(run_split(lf, info.split, count, pl.LazyFrame.collect), lf.collect(), False)
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(0, 300), seed=st.integers(0, 2**16), count=st.integers(1, 9),
        shape=st.sampled_from(["filter", "project_sort", "sort_limit", "head", "stable_sort",
@@ -242,7 +259,8 @@ def test_windows_split_by_the_keys_they_share():
     (lambda lf: lf.with_columns(pl.col("v1").sum().over("id2").alias("a")).group_by("id1")
      .agg(pl.col("a").sum()), "disjoint keys"),
     (lambda lf: lf.select(pl.col("v1").sum()), "not row by row"),
-    (lambda lf: lf.unique("id1"), "every row at once"),
+    (lambda lf: lf.unique("id1", maintain_order=True), "a unique in order"),
+    (lambda lf: lf.select(pl.col("v1").unique()), "not row by row"),
     (lambda lf: lf.group_by("id1", maintain_order=True).agg(pl.len()), "in order"),
     (lambda lf: lf.group_by(pl.col("id1") % 2).agg(pl.len()), "expressions"),
     (lambda lf: lf.with_columns(pl.col("v1").cum_sum()).group_by("id1").agg(pl.col("v1").max()),

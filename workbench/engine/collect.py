@@ -187,7 +187,7 @@ def ranks_beyond_memory(lf, info, choice) -> bool:
 
 
 #: what the session's log and ``wb.explain`` say of group-bys the GPU engine lacks
-NATURAL = "top_k/corr/cov per group asked in forms the GPU engine has"
+NATURAL = "top_k/corr/cov/n_unique per group asked in forms the GPU engine has (or runs faster)"
 #: and of a filter on a rank per group beyond the resident limit
 RANKS_BEYOND = ("a rank filter per group beyond the resident limit: its thresholds per group "
                 "on the GPU, then the rows that can pass kept in order (on the GPU with one "

@@ -221,7 +221,7 @@ def _split(nt) -> Split:
             if limit is not None or ir.offset != 0:
                 raise _NoSplit("a limit with an offset, or two limits")
             limit = ir.len
-        elif kind in ("GroupBy", "Join"):
+        elif kind in ("GroupBy", "Join", "Distinct"):
             _need(nt, nt.get_node(), allowed, keys)
             return Split(dict(keys), sort, limit, keys.simple, keys.sorting)
         elif kind == "PythonScan":
@@ -302,6 +302,13 @@ def _need(nt, node: int, allowed, keys: dict) -> None:
         keys.simple = False
         _need(nt, ir.input_left, left, keys)
         _need(nt, ir.input_right, right, keys)
+    elif kind == "Distinct":  # every copy of a row lies in the partition of its values
+        _, subset, in_order, limit = ir.options
+        if in_order or limit is not None:
+            raise _NoSplit("a unique in order or with a limit")
+        names = tuple(subset) if subset is not None else tuple(nt.get_schema())
+        keys.simple = False
+        _need(nt, ir.input, _narrow(allowed, names, "uniques"), keys)
     elif kind in ("Filter", "HStack", "Select", "SimpleProjection"):
         fixed = _row_wise(nt, ir, kind, allowed, keys)
         _need(nt, ir.input, fixed, keys)
