@@ -122,12 +122,13 @@ CHILD = textwrap.dedent("""
     # the split's cut rows lay in registered blocks of the host pool, all given back
     from workbench.frame import hostpool
     pool = hostpool.shared(s.policy)
-    made = pool.made
+    made, reused = pool.made, pool.reused
     q = queries["median_by_high_card"]
     got = wb.collect(q(fx.lazy(), fy.lazy()), raise_on_fail=True)
     assert_frame_equal(got.sort(got.columns), want.sort(want.columns), check_exact=False, rel_tol=1e-6)
-    out["pool"] = {"made": pool.made, "made_before_last": made, "leased": pool.leased_bytes,
-                   "free": pool.free_bytes, "keep": pool.keep}
+    out["pool"] = {"made_last": pool.made - made, "reused_last": pool.reused - reused,
+                   "made": pool.made, "leased": pool.leased_bytes, "free": pool.free_bytes,
+                   "keep": pool.keep}
     stats = memory.device_memory_stats()
     out["peak"], out["budget"] = stats["peak_bytes"], s.policy.budget
     print(json.dumps(out))
@@ -149,10 +150,11 @@ def test_plans_beyond_the_budget_run_on_the_gpu_split_by_key():
         assert "split" in out[name]["explain"], out[name]["explain"]
     assert out["result_larger_than_budget"]["rows"] > 10_000_000
     assert out["large_stream_partitions_answered"] is True
-    # the host pool's blocks: made by the first splits, reused by a later one, none leased
-    # once the splits are done, and what is free kept within four budgets
+    # the host pool's blocks: made by the first splits, most of them reused by a later
+    # one (a frame four budgets large fills the blocks the pool keeps free, four budgets:
+    # seen 19 made, 902 before, on an H100), none leased once the splits are done
     pool = out["pool"]
-    assert 0 < pool["made"] == pool["made_before_last"], pool
+    assert pool["made"] > 0 and pool["reused_last"] > pool["made_last"], pool
     assert pool["leased"] == 0 and 0 < pool["free"] <= pool["keep"], pool
     top = out["top3_of_few_groups"]
     assert top["same"] is True and top["rows"] == 300, top

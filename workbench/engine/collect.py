@@ -269,14 +269,14 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
     Each partition's answer is copied to the host as Arrow at pinned speed and the
     answer assembled there: converting every partition to polars (strings into
     polars' views) cost more than the query itself for an answer of ~1e8 rows. The
-    copies land in the host pool's registered blocks while it keeps room for them
-    (no page faults, no staging: ~10x the rate into fresh memory, measured on an H100).
+    copies land in free blocks of the host pool where it has them (no page faults, no
+    staging: ~10x the rate into fresh memory, measured on an H100).
     """
     from workbench.frame import hostpool
     from workbench.frame.fetch import fetch
 
     pool = hostpool.shared(session.policy)
-    take = functools.partial(pool.take, within_keep=True) if pool is not None else None
+    take = functools.partial(pool.take, reuse_only=True) if pool is not None else None
 
     def one(part_lf):
         return fetch(_run_gpu(part_lf, session, "in-memory", resident=False), session.transfers,

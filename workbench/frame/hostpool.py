@@ -55,18 +55,17 @@ class HostPool:
         self.free_bytes = 0
         self.leased_bytes = 0
         self.made = 0  # blocks registered over the pool's life (reuse keeps it low)
+        self.reused = 0  # takes a free block served
 
-    def take(self, nbytes: int, *, within_keep: bool = False) -> np.ndarray | None:
+    def take(self, nbytes: int, *, reuse_only: bool = False) -> np.ndarray | None:
         """``nbytes`` of registered memory (a uint8 array), or None when the pinned
-        limit leaves no room (with ``within_keep``, when the pool would grow past
-        ``keep``: for answers, which users may hold for long). The block returns to
-        the pool when the array, and everything viewing it, is gone."""
+        limit leaves no room (with ``reuse_only``, when no free block fits: for
+        answers, written once and read on the CPU, registering fresh pages costs
+        more than it saves). The block returns to the pool when the array, and
+        everything viewing it, is gone."""
         size = block_size(nbytes)
         block = self._reuse(size)
-        if block is None:
-            with self._lock:
-                if within_keep and self.leased_bytes + self.free_bytes + size > self.keep:
-                    return None
+        if block is None and not reuse_only:
             block = self._make(size)
         if block is None:
             return None
@@ -74,16 +73,20 @@ class HostPool:
         done = weakref.finalize(lease, self._give_back, block)
         done.atexit = False  # at exit the process's registrations go with it
         with self._lock:
-            self.leased_bytes += size
+            self.leased_bytes += block.size
         return lease
 
     def _reuse(self, size: int) -> np.ndarray | None:
+        """A free block of ``size``, else of the next sizes up to four times it (a
+        block a little large beats registering a new one: ~0.5 s per GiB)."""
         with self._lock:
-            blocks = self._free.get(size)
-            if not blocks:
-                return None
-            self.free_bytes -= size
-            return blocks.pop()
+            for bigger in (size, 2 * size, 4 * size):
+                blocks = self._free.get(bigger)
+                if blocks:
+                    self.free_bytes -= bigger
+                    self.reused += 1
+                    return blocks.pop()
+        return None
 
     def _make(self, size: int) -> np.ndarray | None:
         for attempt in range(2):
