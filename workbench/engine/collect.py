@@ -36,7 +36,7 @@ import pyarrow as pa
 from workbench.engine import natural, recovery
 from workbench.engine import plan as plans
 from workbench.engine import strategy
-from workbench.engine.split import gathers_too_much, run_split
+from workbench.engine.split import gathers_too_much, note_cut, run_split
 from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
 from workbench.frame import Frame, residency
 from workbench.frame.cut import ManyKept
@@ -216,8 +216,9 @@ def _few_rows_kept(lf, info, session):
     try:
         return _run_split(lf, info, 2, session, only_one=True)
     except Exception as err:  # noqa: BLE001 - the streaming executor runs it instead
-        if not any(isinstance(e, ManyKept) for e in chained(err)):
-            session.note(f"collect: cutting the filtered rows first failed ({_reason(err)})")
+        if any(isinstance(e, ManyKept) for e in chained(err)):  # no device failure: its
+            return _forget(err)  # frames hold the cut's chunk, nothing more
+        session.note(f"collect: cutting the filtered rows first failed ({_reason(err)})")
         _release(err, session)
     return None
 
@@ -279,8 +280,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
     take = functools.partial(pool.take, reuse_only=True) if pool is not None else None
 
     def one(part_lf):
-        return fetch(_run_gpu(part_lf, session, "in-memory", resident=False), session.transfers,
-                     take)[0]
+        return fetch(_run_gpu(part_lf, session, "in-memory", resident=False), session.transfers, take)[0]
 
     size = info.frame_bytes
     prefilter, room = {}, 0
@@ -307,7 +307,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
         try:
             answer = run_split(lf, info.split, count, one, prefilter=prefilter, room=room,
                                facts=facts, only_one=only_one)
-            _note_cut(session, facts)
+            note_cut(session, facts)
             return answer
         except Exception as err:  # noqa: BLE001
             if only_one or not (is_out_of_memory(err) or _does_not_fit(err)):
@@ -320,21 +320,9 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
             raise strategy.too_small(size, session.policy.device_memory or 0)
 
 
-def _note_cut(session, facts: dict) -> None:
-    """What the filters applied while the rows were cut kept, in the session's log."""
-    from workbench.frame.cut import FILTERED, ONE
-
-    found = facts.get(FILTERED)
-    if isinstance(found, tuple):
-        read, kept = found
-        session.note(f"collect: the filters above the scan ran on the GPU while its rows were "
-                     f"cut: {kept:,} of {read:,} rows kept"
-                     + ("; they fit one partition, which answered the whole plan"
-                        if facts.get(ONE) else ""))
-    elif found:
-        session.note(f"collect: the filters above the scan were {found}")
-    elif facts.get(ONE):
-        session.note("collect: the cut rows fit one partition, which answered the whole plan")
+def _forget(err: BaseException) -> None:
+    for e in chained(err):
+        e.__traceback__ = None
 
 
 def _plan_retry(err: BaseException, session) -> tuple[bool, str]:

@@ -81,3 +81,19 @@ def run_split(lf: pl.LazyFrame, split: Split, count: int,
         facts.update({k: scattered[k] for k in (ONE, FILTERED) if k in scattered})
     scattered.clear()
     return split.finish(parts)
+
+
+def note_cut(session, facts: dict) -> None:
+    """What the filters applied while a split's rows were cut kept (``facts`` from
+    :func:`run_split`), in the session's log."""
+    found = facts.get(FILTERED)
+    if isinstance(found, tuple):
+        read, kept = found
+        session.note(f"collect: the filters above the scan ran on the GPU while its rows were "
+                     f"cut: {kept:,} of {read:,} rows kept"
+                     + ("; they fit one partition, which answered the whole plan"
+                        if facts.get(ONE) else ""))
+    elif found:
+        session.note(f"collect: the filters above the scan were {found}")
+    elif facts.get(ONE):
+        session.note("collect: the cut rows fit one partition, which answered the whole plan")
