@@ -130,10 +130,8 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
     """
     key = (id(frame), tuple(wanted))
     if key not in part.scattered:
-        from workbench.frame import device
+        from workbench.frame import device, hostpool
         from workbench.frame.scan import DeviceChunks
-
-        from workbench.frame import hostpool
 
         hashed = [wanted.index(k) for k in keys]
         pieces = [[] for _ in range(part.count)]
