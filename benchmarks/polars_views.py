@@ -1,5 +1,7 @@
 """Arrow to polars, strings included: ``pl.from_arrow`` against
-``workbench.frame.table.as_polars`` (strings cast to Arrow's string views first).
+``workbench.frame.table.as_polars`` (strings cast to Arrow's string views first; it cuts
+each large string column into slices where the cores outnumber the string columns) and
+against one compacted slice per core of every string column.
 
 What it measures is the first CPU view of a Frame (``Frame.to_polars``) and a GPU
 split's answer turned into polars: the string columns must be copied into polars'
