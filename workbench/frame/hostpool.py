@@ -6,7 +6,8 @@ into fresh memory, every page faults in on its first write and each crossing hop
 through the pinned staging buffers (a host copy more each way). Written into registered
 memory, both crossings run at the bus's rate and the GPU reads the pieces where they
 lie. Registering costs ~0.5 s per GiB, so the blocks are kept: power-of-two sizes,
-given back when the last array over them is dropped, up to ``keep`` bytes kept free.
+given back when the last array over them is dropped, up to ``keep`` bytes kept free
+(:func:`keep_bytes`). The pinned host memory ``wb.monitor`` shows counts them.
 
 The pool is the workbench's own rather than a pinned-memory pool of RMM: its blocks
 must be in the registry of pinned ranges that every host -> device copy consults
@@ -129,10 +130,26 @@ _shared: HostPool | None = None
 _shared_lock = threading.Lock()
 
 
+def keep_bytes(policy) -> int:
+    """Free bytes the pool keeps under ``policy``: four device budgets (a split's cut
+    rows and a partition's answers at a 1 GB budget took ~3 GB in the query corpus),
+    at most a sixteenth of the host's memory (an eighth of the pinned limit, half of
+    it): on a machine shared by a class, idle registered memory is memory no one
+    else can page in.
+
+    >>> from types import SimpleNamespace as P
+    >>> keep_bytes(P(device_memory=1 << 30, pinned_limit=64 << 30)) == 4 << 30
+    True
+    >>> keep_bytes(P(device_memory=8 << 30, pinned_limit=64 << 30)) == 8 << 30
+    True
+    """
+    return min(4 * policy.device_memory, policy.pinned_limit // 8)
+
+
 def shared(policy) -> HostPool | None:
     """The process's pool under ``policy`` (None unless host buffers are pinned: with
     unified memory the GPU reads any host page, and with no GPU nothing is cut).
-    It keeps up to four device budgets free, within the pinned limit."""
+    Within the pinned limit, it keeps :func:`keep_bytes` free."""
     if policy.host_buffers != "pinned" or not policy.device_memory or not policy.pinned_limit:
         return None
     global _shared
@@ -141,6 +158,5 @@ def shared(policy) -> HostPool | None:
             from workbench.frame import device
 
             _shared = HostPool(0, None, device.register, device.unregister)
-        _shared.limit = policy.pinned_limit
-        _shared.keep = min(4 * policy.device_memory, policy.pinned_limit)
+        _shared.limit, _shared.keep = policy.pinned_limit, keep_bytes(policy)
     return _shared
