@@ -108,3 +108,12 @@ def is_out_of_memory(err: BaseException | str) -> bool:
         return any(m in text for m in OOM_MARKERS)
     return any(isinstance(e, MemoryError) or is_out_of_memory(f"{type(e).__name__}: {e}")
                for e in chained(err))
+
+
+def reason(err: BaseException) -> str:
+    """One line saying why: the first inner error of a group (cudf-polars' streaming
+    executor raises a TaskGroup's group, whose own message says nothing)."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"

@@ -97,7 +97,7 @@ def test_as_frame_returns_a_frame_that_queries_chain_over():
 
 
 def test_a_failure_inside_a_task_group_is_named_by_its_inner_error():
-    from workbench.engine.collect import _reason
+    from workbench.errors import reason as _reason
 
     inner = RuntimeError("CUDA error encountered: cudaErrorInvalidValue invalid argument\nmore")
     group = ExceptionGroup("unhandled errors in a TaskGroup", [ExceptionGroup("nested", [inner])])

@@ -33,11 +33,11 @@ import time
 import polars as pl
 import pyarrow as pa
 
-from workbench.engine import natural, recovery
+from workbench.engine import natural, partial, recovery
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, note_cut, run_split
-from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory
+from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory, reason
 from workbench.frame import Frame, residency
 from workbench.frame.cut import ManyKept
 from workbench.frame.scan import feeding
@@ -124,7 +124,8 @@ def _collect(lf, engine, session, strict):
     #    streaming executor for simple plans, which it answers in one pass);
     # 3. the streaming executor, over resident columns for operations only it
     #    supports, over host chunks when the inputs do not fit and the plan does not split;
-    # 4. polars on the CPU, with a warning (or an error with raise_on_fail).
+    # 4. polars on the CPU, with a warning (or an error with raise_on_fail), each largest
+    #    part of the plan the GPU engine accepts run on the GPU first.
     if natural.rewritable(lf, ranks=False):
         return _run_natural(lf, session, strict, ranks=False)
     info = plans.inspect(lf)
@@ -140,7 +141,7 @@ def _collect(lf, engine, session, strict):
             return _run_gpu(lf, session, "in-memory", resident=True)
         except Exception as err:  # noqa: BLE001 - every GPU failure takes the same road
             fits, why = _plan_retry(err, session)
-            _release(err, session)
+            recovery.release_noted(err, session)
         session.note("collect: " + why)
     if info.split is not None and (choice.executor == "split" or not fits):
         count = choice.partitions if choice.executor == "split" else 2
@@ -157,8 +158,8 @@ def _collect(lf, engine, session, strict):
         try:
             return _run_gpu(lf, session, "streaming", resident=fits)
         except Exception as err:  # noqa: BLE001
-            reason = _reason(err)
-            _release(err, session)
+            failure = reason(err)
+            recovery.release_noted(err, session)
             held = residency.cache(session)
             if retry or not (is_out_of_memory(err) and held.nbytes):
                 break
@@ -173,8 +174,7 @@ def _collect(lf, engine, session, strict):
         answer = _try_split(lf, info, count, session)
         if answer is not None:
             return answer
-    session.fallback("collect", reason, strict=strict)
-    return lf.collect()
+    return partial.on_gpu(lf, session, failure, strict)
 
 
 def ranks_beyond_memory(lf, info, choice) -> bool:
@@ -201,8 +201,8 @@ def _try_split(lf, info, count: int, session):
     except BudgetTooSmall:
         raise  # the budget is too small for any partition: say which would do
     except Exception as err:  # noqa: BLE001 - an operation the GPU engine lacks
-        session.note(f"collect: the split plan cannot run on the GPU ({_reason(err)})")
-        _release(err, session)
+        session.note(f"collect: the split plan cannot run on the GPU ({reason(err)})")
+        recovery.release_noted(err, session)
     return None
 
 
@@ -218,8 +218,8 @@ def _few_rows_kept(lf, info, session):
     except Exception as err:  # noqa: BLE001 - the streaming executor runs it instead
         if any(isinstance(e, ManyKept) for e in chained(err)):  # no device failure: its
             return _forget(err)  # frames hold the cut's chunk, nothing more
-        session.note(f"collect: cutting the filtered rows first failed ({_reason(err)})")
-        _release(err, session)
+        session.note(f"collect: cutting the filtered rows first failed ({reason(err)})")
+        recovery.release_noted(err, session)
     return None
 
 
@@ -258,9 +258,9 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
     except BudgetTooSmall:
         raise
     except Exception as err:  # noqa: BLE001
-        reason = _reason(err)
-        _release(err, session)
-    session.fallback("collect", reason, strict=strict)
+        failure = reason(err)
+        recovery.release_noted(err, session)
+    session.fallback("collect", failure, strict=strict)
     return lf.collect()
 
 
@@ -294,7 +294,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
                 lf, session.policy.polars_engine(executor="in-memory", raise_on_fail=True), why,
                 {id(i.frame): i.row_limit for i in info.inputs if i.frame is not None})
         except Exception as err:  # noqa: BLE001 - then the partitions filter, as before
-            why = [_reason(err)]
+            why = [reason(err)]
         if why and not only_one:
             session.note("collect: no filters applied while the rows are cut (" + "; ".join(why) + ")")
     if only_one and not prefilter:
@@ -312,7 +312,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
         except Exception as err:  # noqa: BLE001
             if only_one or not (is_out_of_memory(err) or _does_not_fit(err)):
                 raise
-            _release(err, session)
+            recovery.release_noted(err, session)
             residency.cache(session).clear()
             room = 0  # more partitions, each its own
         count *= 2
@@ -334,19 +334,8 @@ def _plan_retry(err: BaseException, session) -> tuple[bool, str]:
         residency.cache(session).clear()
         return False, ("out of device memory; resident columns dropped, using the "
                        "streaming executor over host chunks")
-    return True, (f"the in-memory GPU executor cannot run this query ({_reason(err)}); "
+    return True, (f"the in-memory GPU executor cannot run this query ({reason(err)}); "
                   "trying the streaming executor")
-
-
-def _release(err: BaseException, session) -> None:
-    """Give back the device memory a failed attempt still holds (see engine/recovery.py),
-    and say so in the session's log when the streaming executor left anything behind."""
-    done = recovery.release(err)
-    if done["parked"] or done["spilled"]:
-        session.note(f"collect: the failed attempt's streaming state was released: "
-                     f"{done['spilled']:,} bytes spilled to host memory, {done['parked']} "
-                     "shuffles kept alive for good (destroying an unfinished one aborts the "
-                     f"process), {done['drained']} pieces they had received dropped")
 
 
 def _run_gpu(lf: pl.LazyFrame, session, executor: str, *, resident: bool):
@@ -377,11 +366,3 @@ def _does_not_fit(err: BaseException | None) -> bool:
     """Whether :class:`DoesNotFit` is ``err`` or behind it (a cause, a group's member)."""
     return any(isinstance(e, DoesNotFit) for e in chained(err))
 
-
-def _reason(err: BaseException) -> str:
-    """One line saying why: the first inner error of a group (the streaming executor
-    raises a TaskGroup's group, whose own message says nothing)."""
-    while isinstance(err, BaseExceptionGroup) and err.exceptions:
-        err = err.exceptions[0]
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"

@@ -4,6 +4,8 @@ cudf-polars (the polars GPU engine) is used three ways beyond ``lf.collect(engin
 
 * :func:`evaluate_on_device` runs a plan with the in-memory executor and keeps the
   result on the device (``collect`` would copy it to a polars DataFrame);
+  :func:`evaluate_node` and :func:`accepts` do it, or only translate, from a node of
+  polars' plan (the parts of a plan the engine refuses in part);
 * :func:`feed` gives :class:`~workbench.frame.scan.GPUFeed` the constructor of the
   engine's own DataFrame, so Frame scans hand it device columns directly;
 * :func:`device_table` describes a result as a :class:`~workbench.frame.DeviceTable`
@@ -44,11 +46,26 @@ def evaluate_on_device(lf: pl.LazyFrame, engine) -> DeviceTable:
     engine's device and memory resource. Unsupported operations raise before any
     work is done.
     """
+    return evaluate_node(lf._ldf.visit(), engine)
+
+
+def accepts(nt, engine) -> bool:
+    """Whether the engine accepts the plan below polars' traverser's current node
+    (translation only: nothing runs)."""
+    from cudf_polars.dsl.translate import Translator
+
+    translator = Translator(nt, engine)
+    translator.translate_ir()
+    return translator.unsupported_operations_error() is None
+
+
+def evaluate_node(nt, engine) -> DeviceTable:
+    """:func:`evaluate_on_device` for the plan below the traverser's current node."""
     from cudf_polars.callback import set_device, set_memory_resource
     from cudf_polars.dsl.ir import IRExecutionContext
     from cudf_polars.dsl.translate import Translator
 
-    translator = Translator(lf._ldf.visit(), engine)
+    translator = Translator(nt, engine)
     ir = translator.translate_ir()
     error = translator.unsupported_operations_error()
     if error is not None:

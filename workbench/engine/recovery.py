@@ -46,6 +46,17 @@ def release(err: BaseException) -> dict:
     return {"parked": len(parked), "drained": drained, "spilled": _spill_streaming_store()}
 
 
+def release_noted(err: BaseException, session) -> None:
+    """:func:`release`, and a line in the session's log when the streaming executor had
+    left anything behind."""
+    done = release(err)
+    if done["parked"] or done["spilled"]:
+        session.note(f"collect: the failed attempt's streaming state was released: "
+                     f"{done['spilled']:,} bytes spilled to host memory, {done['parked']} "
+                     "shuffles kept alive for good (destroying an unfinished one aborts the "
+                     f"process), {done['drained']} pieces they had received dropped")
+
+
 def parked() -> int:
     """How many unfinished collectives failed queries left in this process."""
     return len(_PARKED)
