@@ -64,3 +64,30 @@ def test_page_ranges_round_out_and_merge():
                           B(1000 * PAGE, 100), None])
     end = -(-(10 * PAGE + 2 * MIN_PIN_BYTES + 100) // PAGE) * PAGE
     assert ranges == [(10 * PAGE, end - 10 * PAGE)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 6)), max_size=25),
+       st.lists(st.tuples(st.integers(0, 400), st.integers(0, 120)), min_size=1, max_size=20),
+       st.data())
+def test_the_registry_finds_what_a_walk_over_every_range_finds(spans, asks, data):
+    from workbench.frame.pages import Registry
+
+    registry, ranges = Registry(), {}
+    for slot, pages in spans:  # disjoint ranges, as the driver keeps them
+        start, length = slot * 8 * PAGE, pages * PAGE
+        if start not in ranges:
+            registry.add(start, length)
+            ranges[start] = length
+    for start in data.draw(st.lists(st.sampled_from(sorted(ranges)), unique=True)) if ranges else []:
+        assert registry.remove(start)
+        del ranges[start]
+    assert not registry.remove(-1) and registry.nbytes == sum(ranges.values())
+    for first, size in asks:
+        address, nbytes = first * PAGE // 2, size * PAGE // 3
+        end, best = address + nbytes, (address, address)
+        for start, length in sorted(ranges.items()):  # the walk the registry replaced
+            lo, hi = max(start, address), min(start + length, end)
+            if hi - lo > best[1] - best[0]:
+                best = (lo, hi)
+        assert registry.span(address, nbytes) == best

@@ -26,7 +26,7 @@ import pylibcudf as plc
 import rmm
 from cuda.bindings import runtime as cudart
 
-from workbench.frame.pages import anonymous
+from workbench.frame.pages import Registry, anonymous
 from workbench.frame.table import copy_threads
 
 
@@ -55,25 +55,17 @@ def _check(result, what: str):
 
 
 # ---------------------------------------------------------------- pinning in place
-_pinned_lock = threading.Lock()
-_pinned: dict[int, int] = {}  # registered page-aligned start -> length
+_registered = Registry()
 
 
 def pinned_bytes() -> int:
-    """Host bytes currently registered by frames of this process."""
-    with _pinned_lock:
-        return sum(_pinned.values())
+    """Host bytes currently registered by frames (and the host pool) of this process."""
+    return _registered.nbytes
 
 
 def pinned_span(address: int, size: int) -> tuple[int, int]:
     """The registered part of ``[address, address + size)`` (empty when none)."""
-    end, best = address + size, (address, address)
-    with _pinned_lock:
-        for start, length in _pinned.items():
-            lo, hi = max(start, address), min(start + length, end)
-            if hi - lo > best[1] - best[0]:
-                best = (lo, hi)
-    return best
+    return _registered.span(address, size)
 
 
 def is_pinned(address: int, size: int) -> bool:
@@ -91,9 +83,7 @@ def register(ranges, limit: int | None) -> tuple[list[tuple[int, int]], int]:
     """
     done, skipped = [], 0
     for start, length in ranges:
-        with _pinned_lock:
-            over = limit is not None and sum(_pinned.values()) + length > limit
-        if over:
+        if limit is not None and _registered.nbytes + length > limit:
             skipped += length
             continue
         err, = cudart.cudaHostRegister(start, length, _REGISTER_FLAGS)
@@ -101,18 +91,15 @@ def register(ranges, limit: int | None) -> tuple[list[tuple[int, int]], int]:
             cudart.cudaGetLastError()  # clear the sticky-free error state
             skipped += length
             continue
-        with _pinned_lock:
-            _pinned[start] = length
+        _registered.add(start, length)
         done.append((start, length))
     return done, skipped
 
 
 def unregister(ranges) -> None:
     for start, _ in ranges:
-        with _pinned_lock:
-            if _pinned.pop(start, None) is None:
-                continue
-        cudart.cudaHostUnregister(start)
+        if _registered.remove(start):
+            cudart.cudaHostUnregister(start)
 
 
 # ---------------------------------------------------------------- staging

@@ -15,8 +15,10 @@ Everything here runs on the CPU.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -84,3 +86,54 @@ def dedicated(table: pa.Table) -> tuple[pa.Table, list[pa.Buffer], int]:
     if not copied:
         return table, pinnable, 0
     return pa.Table.from_arrays(columns, schema=table.schema), pinnable, copied
+
+
+class Registry:
+    """The host ranges registered with the driver (disjoint, page-aligned), by start.
+
+    Every host -> device copy asks it which part of a buffer is registered, and a
+    split's pool adds hundreds of blocks: the starts are kept sorted, so a lookup is
+    a bisection, not a walk over every range.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._starts: list[int] = []
+        self._lengths: dict[int, int] = {}
+        self.nbytes = 0
+
+    def add(self, start: int, length: int) -> None:
+        with self._lock:
+            if start in self._lengths:
+                raise ValueError(f"range at {start:#x} is registered already")
+            bisect.insort(self._starts, start)
+            self._lengths[start] = length
+            self.nbytes += length
+
+    def remove(self, start: int) -> bool:
+        """Forget the range at ``start``; whether there was one."""
+        with self._lock:
+            length = self._lengths.pop(start, None)
+            if length is None:
+                return False
+            del self._starts[bisect.bisect_left(self._starts, start)]
+            self.nbytes -= length
+            return True
+
+    def span(self, address: int, size: int) -> tuple[int, int]:
+        """The largest registered part of ``[address, address + size)`` (empty when none).
+
+        >>> r = Registry(); r.add(4096, 8192)
+        >>> r.span(0, 6000), r.span(20000, 10)
+        ((4096, 6000), (20000, 20000))
+        """
+        end, best = address + size, (address, address)
+        with self._lock:
+            i = max(0, bisect.bisect_right(self._starts, address) - 1)
+            while i < len(self._starts) and self._starts[i] < end:
+                start = self._starts[i]
+                lo, hi = max(start, address), min(start + self._lengths[start], end)
+                if hi - lo > best[1] - best[0]:
+                    best = (lo, hi)
+                i += 1
+        return best
