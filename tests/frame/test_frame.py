@@ -238,3 +238,19 @@ def test_placement_gives_sizes_for_people():
     row = frame.placement().row(0, named=True)
     assert row["bytes"] == 2_000_000 and row["size"] == "2.0 MB"
     assert repr(frame) == "<workbench.Frame 250,000 rows x 1 columns, 2.0 MB>"
+
+
+def test_a_query_converts_only_the_columns_it_reads_for_polars():
+    wb.init(backend="cpu")
+    df = pl.DataFrame({"s": ["a", "b", "a", None], "t": ["x", "y", "z", "w"],
+                       "k": [1, 2, 1, 2], "v": [1.0, 2.0, 3.0, 4.0]})
+    frame = wb.Frame.from_arrow(df.to_arrow())
+    sums = wb.collect(frame.lazy().group_by("k").agg(pl.col("v").sum()).sort("k"))
+    assert sums["v"].to_list() == [4.0, 6.0]
+    assert set(frame._views) == {"k", "v"} and frame._polars is None  # no string copied yet
+    by_s = wb.collect(frame.lazy().group_by("s").agg(pl.len()).sort("s", nulls_last=True))
+    assert by_s["len"].to_list() == [2, 1, 1] and "t" not in frame._views
+    frame["s"] = pl.Series(["c", "c", "c", "c"])  # a changed column is converted again
+    assert "s" not in frame._views
+    assert wb.collect(frame.lazy().select(pl.col("s").n_unique())).item() == 1
+    assert frame.to_polars().equals(df.with_columns(pl.lit("c").alias("s")))

@@ -99,6 +99,7 @@ class Frame:
 
     def _start(self, names: list[str], polars_view) -> None:
         self._polars = polars_view
+        self._views: dict[str, pl.Series] = {}  # polars columns converted one by one
         self._device = None  # a GPU result's columns, until the host copy exists
         self._versions = {name: 0 for name in names}
         self._token = next(_tokens)
@@ -311,7 +312,7 @@ class Frame:
         self._session.ensure_gpu()
         self._host, buffers, moved = dedicated(self._host)
         if moved:
-            self._polars = None  # the polars view shared the old buffers
+            self._polars, self._views = None, {}  # the polars views shared the old buffers
             self._session.note(f"{moved / 1e9:.2f} GB of a frame's buffers did not own their "
                                "memory pages and were moved onto pages of their own to be pinned")
         done, skipped = _device.register(page_ranges(buffers), policy.pinned_limit)
@@ -387,6 +388,7 @@ class Frame:
         self._host = normalize(table)
         self._polars = None
         for name in changed:
+            self._views.pop(name, None)
             self._versions[name] = self._versions.get(name, -1) + 1
             cache = residency.held(self._session)
             if cache is not None:
@@ -403,8 +405,20 @@ class Frame:
     def to_polars(self) -> pl.DataFrame:
         """A polars DataFrame over the frame's buffers (strings copied once, cached)."""
         if self._polars is None:
-            self._polars = as_polars(self._table)
+            self._polars = self._polars_columns(self.columns)
         return self._polars
+
+    def _polars_columns(self, names: list[str]) -> pl.DataFrame:
+        """The polars view of columns ``names`` alone: a column is converted on its first
+        use and kept, so a query over a few columns of a wide frame does not pay for
+        copying every string column (a second or more at 1e8 rows)."""
+        if self._polars is not None or not names:
+            return self.to_polars().select(names)
+        missing = [n for n in dict.fromkeys(names) if n not in self._views]
+        if missing:
+            converted = as_polars(self._table.select(missing))
+            self._views.update((n, converted.to_series(i)) for i, n in enumerate(missing))
+        return pl.DataFrame([self._views[n] for n in names])
 
     def to_pandas(self, dtype_backend: str = "pyarrow"):
         """A pandas DataFrame; zero-copy with ``dtype_backend="pyarrow"``."""

@@ -121,7 +121,7 @@ def source(frame):
         streaming = feed is not None and feed.executor == "streaming"
         if streaming and predicate is None and n_rows is None and _copies_in_place(frame, names):
             return DeviceChunks(frame, names, feed)
-        df = frame.to_polars().select(names)
+        df = frame._polars_columns(names)
         if predicate is not None:
             df = df.filter(predicate)
         if n_rows is not None:
@@ -140,7 +140,7 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
     if not keys:
         return _range_rows(frame, names, predicate, feed, part, n_rows)
     if feed is None:  # polars on the CPU
-        df = frame.to_polars()
+        df = frame._polars_columns(list(dict.fromkeys(names + keys)))
         mask = df.select(pl.struct(keys).hash(seed=0) % part.count == part.index).to_series()
         df = df.filter(mask).select(names)
         return iter([df.filter(predicate) if predicate is not None else df])
@@ -220,7 +220,7 @@ def _resident(frame, names, feed: GPUFeed):
     """The engine's DataFrame over the frame's resident (or unified) columns."""
     if any(isinstance(frame.schema[n], (pl.Categorical, pl.Enum)) for n in names):
         # cudf-polars builds categoricals itself: let it copy this scan.
-        return frame.to_polars().select(names)
+        return frame._polars_columns(names)
     return feed.table(frame._device_columns(names), names, frame.schema, len(frame))
 
 
