@@ -173,8 +173,8 @@ def rows_as_polars(frame, names: list[str], first: int, count: int) -> pl.DataFr
     """Rows ``first`` to ``first + count`` of ``names`` as polars: a slice of the frame's
     polars view when it has one, else only those rows converted. A few sample rows must
     not cost the conversion of every string of the frame (a second or more at 3e7 rows)."""
-    if frame._polars is not None:
-        return frame._polars.slice(first, count).select(names)
+    if frame._polars is not None or (names and all(n in frame._views for n in names)):
+        return frame._polars_columns(names).slice(first, count)
     return as_polars(frame._table.slice(first, count).select(names))
 
 
