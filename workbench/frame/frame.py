@@ -19,7 +19,8 @@ Views and what they cost:
 ``to_arrow``    the table itself, zero-copy.
 ``to_polars``   zero-copy for numeric, temporal and boolean columns; string columns
                 are cast once into Arrow's string views, which polars takes as
-                they are (cached).
+                they are (cached per column: a CPU query converts only the columns
+                it reads).
 ``to_pandas``   zero-copy with ``dtype_backend="pyarrow"`` (default); with ``"numpy"``
                 numeric columns without nulls are zero-copy, others are converted.
 ``to_cudf``     zero-copy on unified memory; one pinned copy, then resident, on
