@@ -254,3 +254,5 @@ def test_a_query_converts_only_the_columns_it_reads_for_polars():
     assert "s" not in frame._views
     assert wb.collect(frame.lazy().select(pl.col("s").n_unique())).item() == 1
     assert frame.to_polars().equals(df.with_columns(pl.lit("c").alias("s")))
+    frame.drop(*frame.columns)  # no column left: an empty view, as polars gives one
+    assert frame.to_polars().shape == (0, 0)

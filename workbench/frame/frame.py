@@ -413,8 +413,8 @@ class Frame:
         """The polars view of columns ``names`` alone: a column is converted on its first
         use and kept, so a query over a few columns of a wide frame does not pay for
         copying every string column (a second or more at 1e8 rows)."""
-        if self._polars is not None or not names:
-            return self.to_polars().select(names)
+        if self._polars is not None:
+            return self._polars.select(names)
         missing = [n for n in dict.fromkeys(names) if n not in self._views]
         if missing:
             converted = as_polars(self._table.select(missing))
