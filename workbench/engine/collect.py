@@ -217,7 +217,8 @@ def _few_rows_kept(lf, info, session):
         return _run_split(lf, info, 2, session, only_one=True)
     except Exception as err:  # noqa: BLE001 - the streaming executor runs it instead
         if any(isinstance(e, ManyKept) for e in chained(err)):  # no device failure: its
-            return _forget(err)  # frames hold the cut's chunk, nothing more
+            recovery.forget(err)  # frames hold the cut's chunk, nothing more
+            return None
         session.note(f"collect: cutting the filtered rows first failed ({reason(err)})")
         recovery.release_noted(err, session)
     return None
@@ -318,11 +319,6 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
         count *= 2
         if count > strategy.MAX_PARTITIONS:
             raise strategy.too_small(size, session.policy.device_memory or 0)
-
-
-def _forget(err: BaseException) -> None:
-    for e in chained(err):
-        e.__traceback__ = None
 
 
 def _plan_retry(err: BaseException, session) -> tuple[bool, str]:

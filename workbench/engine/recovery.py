@@ -40,10 +40,16 @@ def release(err: BaseException) -> dict:
     """
     parked = _park_collectives()  # before collecting: that would destroy them
     drained = sum(_drain(obj) for obj in parked)  # those parked before are empty already
-    for e in chained(err):
-        e.__traceback__ = None
+    forget(err)
     gc.collect()
     return {"parked": len(parked), "drained": drained, "spilled": _spill_streaming_store()}
+
+
+def forget(err: BaseException) -> None:
+    """Drop the frames ``err`` and the errors behind it hold (and the device memory
+    their locals keep alive): all a failure that took nothing else needs."""
+    for e in chained(err):
+        e.__traceback__ = None
 
 
 def release_noted(err: BaseException, session) -> None:
