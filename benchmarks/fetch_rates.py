@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from workbench.bench.report import machine_info, versions  # noqa: E402
+from workbench.bench.report import machine_info, versions, write_atomic  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -97,9 +97,7 @@ def main(argv=None) -> int:
     doc = {"benchmark": "fetch_rates", "date": datetime.now(timezone.utc).isoformat(),
            "bytes": nbytes, "runs": a.runs, "seconds": times, "gb_per_s": rates,
            "machine": machine_info(), "versions": versions()}
-    tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(a.out)
+    write_atomic(a.out, json.dumps(doc, indent=2).encode())
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from workbench.bench.report import machine_info, versions  # noqa: E402
+from workbench.bench.report import machine_info, versions, write_atomic  # noqa: E402
 
 
 def table(rows: int, seed: int = 0) -> pl.DataFrame:
@@ -76,9 +76,7 @@ def main(argv=None) -> int:
     doc = {"benchmark": "n_unique_forms", "date": datetime.now(timezone.utc).isoformat(),
            "rows": int(a.rows), "runs": a.runs, "seconds": results, "answers_equal": same,
            "machine": machine_info(), "versions": versions()}
-    tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(a.out)
+    write_atomic(a.out, json.dumps(doc, indent=2).encode())
     print("answers equal:", same)
     return 0 if same else 1
 

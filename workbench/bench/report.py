@@ -93,7 +93,8 @@ def rows_label(rows: int) -> str:
 # --- files -----------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> Path:
+def write_atomic(path: Path, data: bytes) -> Path:
+    """``data`` written to ``path`` under a temporary name, renamed when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -108,7 +109,7 @@ def stamp(result: dict) -> str:
 def write_json(result: dict, out: str | Path) -> Path:
     name = f"bench-{result['task']}-{rows_label(result['rows'])}-{stamp(result)}.json"
     data = json.dumps(result, indent=1, default=str).encode()
-    return _write_atomic(Path(out) / name, data)
+    return write_atomic(Path(out) / name, data)
 
 
 def load_json(path: str | Path) -> dict:
@@ -324,7 +325,7 @@ def markdown_all(results: list[dict]) -> str:
 
 
 def write_markdown(results: list[dict], path: str | Path) -> Path:
-    return _write_atomic(Path(path), markdown_all(results).encode())
+    return write_atomic(Path(path), markdown_all(results).encode())
 
 
 # --- plot and terminal ------------------------------------------------------------------
