@@ -74,11 +74,10 @@ def as_polars(table: pa.Table, cores: int | None = None) -> pl.DataFrame:
     if not strings:
         return pl.from_arrow(table, rechunk=False)
     cuts = max(1, (cores or os.cpu_count() or 1) // len(strings))
-    jobs = []  # (column, first row, rows): one slice, or the whole column
-    for i in strings:
-        rows = table.num_rows
-        step = -(-rows // cuts) if cuts > 1 and rows >= PIECE_ROWS else max(rows, 1)
-        jobs += [(i, first, step) for first in range(0, max(rows, 1), step)]
+    rows = table.num_rows
+    step = -(-rows // cuts) if cuts > 1 and rows >= PIECE_ROWS else max(rows, 1)
+    # (column, first row, rows): one slice, or the whole column
+    jobs = [(i, first, step) for i in strings for first in range(0, max(rows, 1), step)]
     columns = table.columns
     cast = list(copy_threads().map(lambda j: _as_views(columns[j[0]].slice(j[1], j[2])), jobs))
     for i in strings:
