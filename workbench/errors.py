@@ -112,8 +112,18 @@ def is_out_of_memory(err: BaseException | str) -> bool:
 
 def reason(err: BaseException) -> str:
     """One line saying why: the first inner error of a group (cudf-polars' streaming
-    executor raises a TaskGroup's group, whose own message says nothing)."""
+    executor raises a TaskGroup's group, whose own message says nothing), and the
+    operations a plan was refused for (the GPU engine lists them below a heading).
+
+    >>> reason(NotImplementedError("Query contained unsupported operations.\\n"
+    ...     "The errors were:\\n- NotImplementedError: Unary function name='corr'"))
+    "NotImplementedError: Query contained unsupported operations: Unary function name='corr'"
+    """
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
+    head = f"{type(err).__name__}: {text[0] if text else ''}"
+    # "- NotImplementedError: what" lines, each said once
+    listed = dict.fromkeys(line[2:].split(": ", 1)[-1].strip() for line in text[1:]
+                           if line.startswith("- "))
+    return head.rstrip(".") + ": " + "; ".join(listed) if listed else head

@@ -96,3 +96,5 @@ def test_a_spliced_plan_answers_as_the_plan(n, seed, cut, refuse_group_by):
     answer, ran = partial.collect(lf, lambda nt: _kind(nt) not in refuse, run)
     assert ran and ("GroupBy" in ran) is not refuse_group_by
     assert_frame_equal(answer, lf.collect())
+    # what wb.explain says the GPU would run is what ran
+    assert partial.parts(lf, lambda nt: _kind(nt) not in refuse) == ran

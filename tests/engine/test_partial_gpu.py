@@ -23,6 +23,8 @@ def test_the_parts_below_a_python_function_run_on_the_gpu():
         grouped = a.filter(pl.col("w") > 0).group_by("k").agg(pl.col("v").sum(), pl.len())
         return grouped.join(b.group_by("k").agg(pl.col("u").max()), on="k").map_batches(_opaque)
 
+    told = wb.explain(plan(fx.lazy(), fy.lazy()))
+    assert told.executor == "partial" and "below the refused one (Join)" in str(told), str(told)
     mark, moved = len(s.log), len(s.transfers)
     with pytest.warns(GPUFallbackWarning, match="part of collect"):
         got = wb.collect(plan(fx.lazy(), fy.lazy()))
@@ -34,4 +36,5 @@ def test_the_parts_below_a_python_function_run_on_the_gpu():
         wb.collect(plan(fx.lazy(), fy.lazy()), raise_on_fail=True)
     # the next query runs on the GPU whole, as if nothing had been refused
     q = fx.lazy().group_by("k").agg(pl.col("w").mean()).sort("k")
+    assert wb.explain(q).executor == "in-memory"
     assert_frame_equal(wb.collect(q, raise_on_fail=True), q.collect(), check_exact=False, rel_tol=1e-9)

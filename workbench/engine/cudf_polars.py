@@ -4,8 +4,8 @@ cudf-polars (the polars GPU engine) is used three ways beyond ``lf.collect(engin
 
 * :func:`evaluate_on_device` runs a plan with the in-memory executor and keeps the
   result on the device (``collect`` would copy it to a polars DataFrame);
-  :func:`evaluate_node` and :func:`accepts` do it, or only translate, from a node of
-  polars' plan (the parts of a plan the engine refuses in part);
+  :func:`evaluate_node` and :func:`accepts` (:func:`refusal`) do it, or only translate,
+  from a node of polars' plan (the parts of a plan the engine refuses in part);
 * :func:`feed` gives :class:`~workbench.frame.scan.GPUFeed` the constructor of the
   engine's own DataFrame, so Frame scans hand it device columns directly;
 * :func:`device_table` describes a result as a :class:`~workbench.frame.DeviceTable`
@@ -52,11 +52,17 @@ def evaluate_on_device(lf: pl.LazyFrame, engine) -> DeviceTable:
 def accepts(nt, engine) -> bool:
     """Whether the engine accepts the plan below polars' traverser's current node
     (translation only: nothing runs)."""
+    return refusal(nt, engine) is None
+
+
+def refusal(nt, engine) -> BaseException | None:
+    """Why the engine refuses the plan below the traverser's current node, or None
+    when it accepts it (translation only: nothing runs)."""
     from cudf_polars.dsl.translate import Translator
 
     translator = Translator(nt, engine)
     translator.translate_ir()
-    return translator.unsupported_operations_error() is None
+    return translator.unsupported_operations_error()
 
 
 def evaluate_node(nt, engine) -> DeviceTable:

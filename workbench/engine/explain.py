@@ -19,7 +19,7 @@ from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.collect import NATURAL, RANKS_BEYOND, ranks_beyond_memory
 from workbench.engine.split import gathers_too_much
-from workbench.errors import BudgetTooSmall
+from workbench.errors import BudgetTooSmall, reason
 from workbench.session import current_session
 from workbench.sizes import format_bytes
 
@@ -27,8 +27,9 @@ from workbench.sizes import format_bytes
 @dataclass(frozen=True)
 class Explanation:
     """The plan :func:`workbench.collect` would choose: ``executor`` (``"cpu"``,
-    ``"in-memory"``, ``"split"``, ``"streaming"``, or ``"rewritten"`` into group-bys the
-    GPU engine has, each run as its own plan), its ``partitions``, the ``inputs``
+    ``"in-memory"``, ``"split"``, ``"streaming"``, ``"rewritten"`` into group-bys the
+    GPU engine has, each run as its own plan, or ``"partial"``: the parts of a plan the
+    GPU engine refuses that it accepts on the GPU, polars the rest), its ``partitions``, the ``inputs``
     with their bytes, the host->device bytes it expects to move and why."""
 
     executor: str
@@ -42,6 +43,8 @@ class Explanation:
             head = f"runs on the CPU with polars ({self.reason})"
         elif self.executor == "rewritten":
             head = f"runs on the GPU: {self.reason}, each piece planned as a query of its own"
+        elif self.executor == "partial":
+            head = f"runs in part on the GPU: {self.reason}"
         else:
             head = (f"runs on the GPU, {self.executor} executor"
                     + (f", {self.partitions} partitions" if self.partitions > 1 else "")
@@ -87,4 +90,28 @@ def explain(lf: pl.LazyFrame) -> Explanation:
         return Explanation("cpu", 1, 0, why, info)
     if ranks_beyond_memory(lf, info, c):
         return Explanation("split", c.partitions, c.moves, RANKS_BEYOND, info)
-    return Explanation(c.executor, c.partitions, c.moves, c.reason, info)
+    return _refused(lf, session, info) or Explanation(c.executor, c.partitions, c.moves, c.reason, info)
+
+
+def _refused(lf: pl.LazyFrame, session, info: plans.PlanInfo) -> Explanation | None:
+    """What collect does with a plan both GPU executors refuse: the largest parts the
+    engine accepts on the GPU, polars the rest (engine/partial.py); None when an
+    executor accepts it."""
+    from workbench.engine import cudf_polars, partial
+
+    engines = [session.policy.polars_engine(executor=e, raise_on_fail=True)
+               for e in ("in-memory", "streaming")]
+    refused = None
+    for engine in engines:  # the streaming executor runs a few operations the other lacks
+        try:
+            refused = cudf_polars.refusal(lf._ldf.visit(), engine)
+        except Exception as err:  # noqa: BLE001 - a plan it cannot even translate
+            refused = err
+        if refused is None:
+            return None
+    why = f"the GPU engine refuses the plan ({reason(refused)})"
+    ran = partial.parts(lf, partial.acceptor(engines[0]))
+    if not ran:
+        return Explanation("cpu", 1, 0, why, info)
+    return Explanation("partial", 1, 0, why + "; the GPU would run the steps below the refused "
+                       f"one ({', '.join(ran)}) in memory, polars the rest", info)

@@ -42,12 +42,7 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
         session.fallback("collect", failure, strict=strict)
         return lf.collect()
     engine = session.policy.polars_engine(executor="in-memory", raise_on_fail=True)
-
-    def accepts(nt) -> bool:
-        try:
-            return cudf_polars.accepts(nt, engine)
-        except Exception:  # noqa: BLE001 - a part it cannot even translate
-            return False
+    accepts = acceptor(engine)
 
     def run(nt) -> pl.DataFrame | None:
         start = time.perf_counter()
@@ -70,6 +65,31 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
         failure += "; the GPU ran the steps below it (" + ", ".join(ran) + ")"
     session.fallback("part of collect" if ran else "collect", failure, strict=False)
     return answer
+
+
+def acceptor(engine) -> Callable[[object], bool]:
+    """Whether the GPU ``engine`` accepts the subtree at a traverser's current node (a
+    subtree it cannot even translate: no)."""
+    from workbench.engine import cudf_polars
+
+    def accepts(nt) -> bool:
+        try:
+            return cudf_polars.accepts(nt, engine)
+        except Exception:  # noqa: BLE001
+            return False
+
+    return accepts
+
+
+def parts(lf: pl.LazyFrame, accepts: Callable[[object], bool]) -> list[str]:
+    """The kinds of the subtrees :func:`collect` would hand ``run``, nothing run (for
+    ``wb.explain``)."""
+    nt = lf._ldf.visit()
+    kinds = []
+    for node in _largest(nt, nt.get_node(), accepts, top=True):
+        nt.set_node(node)
+        kinds.append(type(nt.view_current_node()).__name__)
+    return kinds
 
 
 #: steps that only read or pick columns: their rows from the GPU would save nothing
