@@ -118,7 +118,8 @@ def one_or(pieces: list, frame, wanted, part: Partition):
 
 
 def scattered(frame, wanted, keys, feed, part: Partition) -> list:
-    """The frame's columns ``wanted`` cut into ``part.count`` host cuts (:class:`Cut`) in one pass.
+    """The frame's columns ``wanted`` cut into ``part.count`` host cuts (:class:`Cut`) in one
+    pass; into one with ``part.only_one``, whose rows all answer in the first partition.
 
     Each chunk goes to the device once, is hashed and reordered by partition there
     and comes back to the host: into blocks of the host pool when it has room (the
@@ -132,9 +133,9 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
     if key not in part.scattered:
         from workbench.frame import device, hostpool
         from workbench.frame.scan import DeviceChunks
+        from workbench.memory import consumers
 
         hashed = [wanted.index(k) for k in keys]
-        pieces = [[] for _ in range(part.count)]
         log = frame._session.transfers
         pool = hostpool.shared(frame._session.policy)
         take = pool.take if pool is not None else None
@@ -143,7 +144,10 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
         if part.only_one:
             few_kept(frame, wanted, keep, feed, part.room)
         read = kept = kept_bytes = 0
-        for columns in DeviceChunks(frame, wanted, feed, cutting=True).columns():
+        # with only_one every kept row goes to the first partition: nothing to hash
+        count, share = (1, consumers.FILTER_SHARE) if part.only_one else (part.count, consumers.CUT_SHARE)
+        pieces = [[] for _ in range(count)]
+        for columns in DeviceChunks(frame, wanted, feed, share=share).columns():
             if keep is not None:
                 read += columns[0].size() if columns else 0
                 try:
@@ -154,13 +158,13 @@ def scattered(frame, wanted, keys, feed, part: Partition) -> list:
                         raise ManyKept(f"the filters failed ({type(err).__name__})") from err
                     keep, read = None, 0
                     part.scattered[FILTERED] = f"not applied ({type(err).__name__}: {err})"[:200]
-            host, offsets = device.scatter(columns, hashed, part.count, wanted, log, take)
+            host, offsets = device.scatter(columns, hashed, count, wanted, log, take)
             in_place = in_place and (frame._unified or _registered(host, device))
             del columns
             kept_bytes += host.nbytes
             if part.only_one and kept_bytes > part.room:
                 raise ManyKept(f"the filters kept over {kept_bytes:,} bytes")
-            for i in range(part.count):
+            for i in range(count):
                 pieces[i].append(host.slice(offsets[i], offsets[i + 1] - offsets[i]))
         if keep is not None:
             part.scattered[FILTERED] = (read, kept)

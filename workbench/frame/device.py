@@ -337,17 +337,20 @@ def scatter(columns, keys: list[int], count: int, names: list[str], log,
     in their order within each, and copied to the host (into registered memory from
     ``take`` where it gives some): the arrow table and where each partition starts
     (and the end)."""
-    int32 = plc.DataType(plc.TypeId.INT32)
-    bucket = plc.unary.cast(_buckets(columns, keys, count), int32)
-    # A stable sort by partition rather than libcudf's partition, whose order within a
-    # partition is undefined: each partition keeps the frame's row order, which
-    # first(), last() and the like read as polars does. The offsets come from
-    # partitioning the bucket column alone.
-    _, offsets = plc.partitioning.partition(plc.Table([bucket]), bucket, count)
-    ordered = plc.sorting.stable_sort_by_key(plc.Table(columns), plc.Table([bucket]),
-                                             [plc.types.Order.ASCENDING],
-                                             [plc.types.NullOrder.AFTER])
-    del bucket
+    if count == 1:  # one partition: the rows as they are
+        ordered, offsets = plc.Table(columns), [0]
+    else:
+        int32 = plc.DataType(plc.TypeId.INT32)
+        bucket = plc.unary.cast(_buckets(columns, keys, count), int32)
+        # A stable sort by partition rather than libcudf's partition, whose order within
+        # a partition is undefined: each partition keeps the frame's row order, which
+        # first(), last() and the like read as polars does. The offsets come from
+        # partitioning the bucket column alone.
+        _, offsets = plc.partitioning.partition(plc.Table([bucket]), bucket, count)
+        ordered = plc.sorting.stable_sort_by_key(plc.Table(columns), plc.Table([bucket]),
+                                                 [plc.types.Order.ASCENDING],
+                                                 [plc.types.NullOrder.AFTER])
+        del bucket
     from workbench.frame.fetch import staged  # fetch builds on this module
 
     start = time.perf_counter()

@@ -145,6 +145,7 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
         df = df.filter(mask).select(names)
         return iter([df.filter(predicate) if predicate is not None else df])
     from workbench.frame import device
+    from workbench.memory import consumers
 
     wanted = list(dict.fromkeys(names + keys))
     chunks = None
@@ -162,7 +163,7 @@ def _partition_rows(frame, names, predicate, feed, part: Partition, n_rows=None)
         columns = piece.on_device(names, frame._session.transfers, frame._unified)
         return iter([feed.table(columns, names, frame.schema, len(piece))])
     if chunks is None:
-        chunks = DeviceChunks(frame, wanted, feed, cutting=True).columns()
+        chunks = DeviceChunks(frame, wanted, feed, share=consumers.CUT_SHARE).columns()
     picked, rows = device.partition_rows(chunks, [wanted.index(k) for k in keys], part.index,
                                          part.count)
     keep = [picked[wanted.index(n)] for n in names]
@@ -253,13 +254,11 @@ class DeviceChunks:
     generator to count it.
     """
 
-    def __init__(self, frame, names, feed: GPUFeed, *, cutting: bool = False):
-        from workbench.memory import consumers
-
+    def __init__(self, frame, names, feed: GPUFeed, *, share: int | None = None):
         self.frame, self.names, self.feed = frame, names, feed
         row_bytes = sum(frame._table.column(n).nbytes for n in names) // max(1, len(frame))
-        # a split cutting rows sizes its chunks itself, not as the executor's partitions
-        self.step = chunk_rows(frame, row_bytes, consumers.CUT_SHARE if cutting else None)
+        # a split cutting rows sizes its chunks itself (``share``), not as the executor's partitions
+        self.step = chunk_rows(frame, row_bytes, share)
         self.starts = iter(range(0, max(len(frame), 1), self.step))
         self.count = max(1, -(-len(frame) // self.step))
 

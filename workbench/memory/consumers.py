@@ -20,6 +20,10 @@ STREAM_SHARE = 16
 #: whatever the streaming executor's share: a chunk, its hashes, its reordered copy
 #: and the staging buffers are ~4 such, which must fit beside the resident columns.
 CUT_SHARE = 16
+#: A cut whose filters keep few rows (all of them one partition's) reads chunks of this
+#: share: a chunk, the filters' columns and the few rows kept, no hashes, no reorder.
+#: Each chunk costs a few milliseconds of launches and waits besides its copy.
+FILTER_SHARE = 8
 
 
 def polars_engine_options(policy: MemoryPolicy, executor: str = "in-memory", **options: Any) -> dict[str, Any]:
