@@ -10,6 +10,12 @@ A result larger than the budget leaves the device as it is made, into fresh host
 * ``pageable-warm``: one ``cudaMemcpy`` into a mapping written before (no page faults);
 * ``pinned-warm``: one ``cudaMemcpy`` into registered memory (the bus's rate).
 
+and what a block of the host pool costs to make (``cudaHostRegister`` of ``--mb``):
+
+* ``register-fresh``: of a fresh mapping (the driver faults its pages in);
+* ``prefault+register``: the same after the copy threads wrote to every page (a pool
+  could fault a new block in on all cores before registering it).
+
 Fresh mappings each run, the ways interleaved, best of ``--runs``. GPU only.
 
     python benchmarks/fetch_rates.py --mb 1024 --out results.json
@@ -68,6 +74,22 @@ def main(argv=None) -> int:
     pinned = anonymous(nbytes)
     cudart.cudaHostRegister(pinned.ctypes.data, nbytes, 0)
 
+    def register(prefault: bool):
+        block = anonymous(nbytes)
+        if prefault:
+            from workbench.frame.table import copy_threads
+
+            step = -(-nbytes // 64)
+
+            def touch(i):  # one byte a page: the kernel zeroes the rest as it faults it in
+                block[i * step:(i + 1) * step:mmap.PAGESIZE] = 0
+
+            list(copy_threads().map(touch, range(64)))
+        err, = cudart.cudaHostRegister(block.ctypes.data, nbytes, 0)
+        assert err == cudart.cudaError_t.cudaSuccess, err
+        cudart.cudaHostUnregister(block.ctypes.data)
+        return None
+
     def memcpy(dst):
         err, = cudart.cudaMemcpy(dst.ctypes.data, src, nbytes, d2h)
         assert err == cudart.cudaError_t.cudaSuccess, err
@@ -79,6 +101,8 @@ def main(argv=None) -> int:
         "pageable-fresh": lambda: memcpy(anonymous(nbytes)),
         "pageable-warm": lambda: memcpy(warm),
         "pinned-warm": lambda: memcpy(pinned),
+        "register-fresh": lambda: register(False),
+        "prefault+register": lambda: register(True),
     }
     times = {w: [] for w in ways}
     for _ in range(a.runs):
@@ -87,8 +111,9 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             out = fn()
             times[way].append(time.perf_counter() - start)
-            last = np.frombuffer(out.buffers()[1] if hasattr(out, "buffers") else out, dtype=np.int64)
-            assert last[n - 1] == n - 1, way
+            if out is not None:
+                last = np.frombuffer(out.buffers()[1] if hasattr(out, "buffers") else out, dtype=np.int64)
+                assert last[n - 1] == n - 1, way
             del out
     cudart.cudaHostUnregister(pinned.ctypes.data)
     rates = {w: nbytes / min(t) / 1e9 for w, t in times.items()}
