@@ -152,9 +152,9 @@ def main(argv=None) -> dict:
     out["over_floor"] = {k: v / out["floor_s"] for k, v in seconds.items()}
     out["peak_bytes"] = training._peak()
     out["device"] = session.hardware.gpu.name
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(args.out)  # complete or absent
+    from workbench.bench.report import write_atomic
+
+    write_atomic(args.out, json.dumps(out, indent=1).encode())  # complete or absent
     for k, v in seconds.items():
         print(f"{k:24} {v:7.3f} s  {v / out['floor_s']:6.1f}x the floor "
               f"({out['floor_s']:.3f} s: {pass_bytes / 1e9:.2f} GB at "

@@ -342,11 +342,10 @@ def summarize(result: dict) -> dict:
 # --- the run ---------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    os.replace(tmp, path)
+def write_result(path: Path, result: dict) -> None:
+    from workbench.bench.report import write_atomic
+
+    write_atomic(path, json.dumps(result, indent=1, default=str).encode())
 
 
 def run_corpus(scale: int, out: Path, *, budget=None, queries=None, engines=ENGINES, runs: int = 2,
@@ -401,7 +400,7 @@ def run_corpus(scale: int, out: Path, *, budget=None, queries=None, engines=ENGI
         del answers
         result["queries"].append(entry)
         result["summary"] = summarize(result)
-        write_atomic(out, result)
+        write_result(out, result)
         say(progress_line(entry))
     for eng in live:
         eng.close()

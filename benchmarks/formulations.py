@@ -21,6 +21,7 @@ import polars as pl
 
 import workbench as wb
 from workbench.bench.engines import device_synchronize
+from workbench.bench.report import write_atomic
 from workbench.diagnostics.versions import stack_versions
 
 
@@ -78,9 +79,7 @@ def main() -> None:
     timed("cudf sort id4,id5,v3", lambda: gdf.sort_values(k + ["v3"]))
 
     path = Path(args.out)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(out, indent=1).encode())
 
 
 if __name__ == "__main__":

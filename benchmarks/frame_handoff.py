@@ -155,9 +155,9 @@ def main() -> None:
     result["transfers"] = session.transfers.summary().splitlines()
 
     out = Path(args.out)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str))
-    tmp.replace(out)
+    from workbench.bench.report import write_atomic
+
+    write_atomic(out, json.dumps(result, indent=2, default=str).encode())
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (dict, list))}, indent=1))
     print("warm totals", totals)
 

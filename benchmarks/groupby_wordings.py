@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     import workbench as wb
     from workbench.bench.engines import device_synchronize
     from workbench.bench.questions import GROUPBY
+    from workbench.bench.report import write_atomic
     from workbench.bench.runner import make_data
     from workbench.diagnostics.versions import stack_versions
     from workbench.memory import device_memory_stats
@@ -128,9 +129,7 @@ def main(argv=None) -> int:
         if len(answers) == 2:
             entry["answers_differ"] = same_answer(answers["benchmark"], answers["user"], q.chk)
         out["questions"][q.id] = entry
-        tmp = result_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1, default=str))
-        tmp.replace(result_path)
+        write_atomic(result_path, json.dumps(out, indent=1, default=str).encode())
 
     totals = {}
     for wording in wordings:
@@ -144,9 +143,7 @@ def main(argv=None) -> int:
     out["totals"] = totals
     if totals.get("benchmark") and totals.get("user"):
         out["user_over_benchmark"] = totals["user"] / totals["benchmark"]
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1, default=str))
-    tmp.replace(result_path)
+    write_atomic(result_path, json.dumps(out, indent=1, default=str).encode())
     print(json.dumps({"totals": totals, "ratio": out.get("user_over_benchmark")}), flush=True)
     return 0
 

@@ -67,9 +67,9 @@ def main(argv=None) -> dict:
            "streamed_lloyd": {"seconds": ours_s, "inertia": inertia(ours.cluster_centers_),
                               "n_iter": int(ours.n_iter_)}}
     out["cuml_over_streamed"] = cuml_s / ours_s
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(args.out)  # complete or absent
+    from workbench.bench.report import write_atomic
+
+    write_atomic(args.out, json.dumps(out, indent=1).encode())  # complete or absent
     print(json.dumps(out, indent=1))
     return out
 

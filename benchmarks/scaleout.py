@@ -100,10 +100,9 @@ def main(argv=None) -> int:
         report["log"] = [m for _, m in wb.init().log if "cluster" in m or "collect" in m]
     text = json.dumps(report, indent=1)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_name(args.out.name + ".tmp")
-        tmp_out.write_text(text)
-        tmp_out.replace(args.out)
+        from workbench.bench.report import write_atomic
+
+        write_atomic(args.out, text.encode())
     print(text)
     return 0 if all(report["answers_agree"].values()) else 1
 

@@ -310,10 +310,9 @@ def main(argv=None) -> dict:
         result["peak_device_bytes"] = _peak()
         if args.budget.lower() != "none":
             result["beyond_budget"] = beyond_budget(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(args.out)  # complete or absent
+    from workbench.bench.report import write_atomic
+
+    write_atomic(args.out, json.dumps(result, indent=2).encode())  # complete or absent
     print(f"wrote {args.out}")
     return result
 
