@@ -33,7 +33,7 @@ import time
 import polars as pl
 import pyarrow as pa
 
-from workbench.engine import natural, partial, recovery
+from workbench.engine import cpu, natural, partial, recovery
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, note_cut, run_split
@@ -116,7 +116,7 @@ def _collect(lf, engine, session, strict):
     if not session.gpu:
         if engine == "gpu":
             session.fallback("collect", session._why_cpu(), strict=strict)
-        return lf.collect()
+        return cpu.collect(lf, session)
     session.ensure_gpu()
     # 0. group-bys the GPU engine lacks (top_k, corr) asked in forms it has;
     # 1. the in-memory executor over resident columns: the fast path, while they fit;
@@ -262,7 +262,7 @@ def _run_natural(lf, session, strict, ranks: bool) -> pl.DataFrame:
         failure = reason(err)
         recovery.release_noted(err, session)
     session.fallback("collect", failure, strict=strict)
-    return lf.collect()
+    return cpu.collect(lf, session)
 
 
 def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.Table:

@@ -79,7 +79,10 @@ def explain(lf: pl.LazyFrame) -> Explanation:
     session = current_session()
     info = plans.inspect(lf)
     if not session.gpu:
-        return Explanation("cpu", 1, 0, session._why_cpu(), info)
+        from workbench.engine import cpu
+
+        streaming = cpu.streams(lf, session)
+        return Explanation("cpu", 1, 0, session._why_cpu() + (f"; {streaming}" if streaming else ""), info)
     if natural.rewritable(lf, ranks=False):
         return Explanation("rewritten", 1, info.frame_bytes, NATURAL, info)
     try:

@@ -34,13 +34,13 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
     the engine's in-memory executor computing the parts it accepts, and a warning
     saying what ran where; polars all of it when nothing could run on the GPU or
     memory ran out, and with ``strict`` an error."""
-    from workbench.engine import cudf_polars, recovery
+    from workbench.engine import cpu, cudf_polars, recovery
     from workbench.errors import is_out_of_memory
     from workbench.frame.scan import feeding
 
     if (session.strict if strict is None else strict) or is_out_of_memory(failure):
         session.fallback("collect", failure, strict=strict)
-        return lf.collect()
+        return cpu.collect(lf, session)
     engine = session.policy.polars_engine(executor="in-memory", raise_on_fail=True)
     accepts = acceptor(engine)
 
@@ -60,7 +60,7 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
         answer, ran = collect(lf, accepts, run)
     except Exception as err:  # noqa: BLE001 - then polars runs all of it, as before
         recovery.release_noted(err, session)
-        answer, ran = lf.collect(), []
+        answer, ran = cpu.collect(lf, session), []
     if ran:
         failure += "; the GPU ran the steps below it (" + ", ".join(ran) + ")"
     session.fallback("part of collect" if ran else "collect", failure, strict=False)
