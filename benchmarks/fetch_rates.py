@@ -14,7 +14,9 @@ and what a block of the host pool costs to make (``cudaHostRegister`` of ``--mb`
 
 * ``register-fresh``: of a fresh mapping (the driver faults its pages in);
 * ``prefault+register``: the same after the copy threads wrote to every page (a pool
-  could fault a new block in on all cores before registering it).
+  could fault a new block in on all cores before registering it);
+* ``register-1MiB-blocks``: the same bytes as 1 MiB blocks, one call each (the host pool's
+  smallest block: what a call costs beyond its pages).
 
 Fresh mappings each run, the ways interleaved, best of ``--runs``. GPU only.
 
@@ -74,6 +76,14 @@ def main(argv=None) -> int:
     pinned = anonymous(nbytes)
     cudart.cudaHostRegister(pinned.ctypes.data, nbytes, 0)
 
+    def register_blocks():
+        blocks = [anonymous(1 << 20) for _ in range(nbytes >> 20)]
+        for b in blocks:
+            err, = cudart.cudaHostRegister(b.ctypes.data, b.size, 0)
+            assert err == cudart.cudaError_t.cudaSuccess, err
+        for b in blocks:
+            cudart.cudaHostUnregister(b.ctypes.data)
+
     def register(prefault: bool):
         block = anonymous(nbytes)
         if prefault:
@@ -103,6 +113,7 @@ def main(argv=None) -> int:
         "pinned-warm": lambda: memcpy(pinned),
         "register-fresh": lambda: register(False),
         "prefault+register": lambda: register(True),
+        "register-1MiB-blocks": register_blocks,
     }
     times = {w: [] for w in ways}
     for _ in range(a.runs):

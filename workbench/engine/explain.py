@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from workbench.engine import natural
+from workbench.engine import cpu, natural
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.collect import NATURAL, RANKS_BEYOND, ranks_beyond_memory
@@ -79,8 +79,6 @@ def explain(lf: pl.LazyFrame) -> Explanation:
     session = current_session()
     info = plans.inspect(lf)
     if not session.gpu:
-        from workbench.engine import cpu
-
         streaming = cpu.streams(lf, session)
         return Explanation("cpu", 1, 0, session._why_cpu() + (f"; {streaming}" if streaming else ""), info)
     if natural.rewritable(lf, ranks=False):
@@ -113,6 +111,8 @@ def _refused(lf: pl.LazyFrame, session, info: plans.PlanInfo) -> Explanation | N
         if refused is None:
             return None
     why = f"the GPU engine refuses the plan ({reason(refused)})"
+    if (streaming := cpu.streams(lf, session)) is not None:
+        return Explanation("cpu", 1, 0, f"{why}; {streaming}", info)
     ran = partial.parts(lf, partial.acceptor(engines[0]))
     if not ran:
         return Explanation("cpu", 1, 0, why, info)

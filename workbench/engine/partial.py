@@ -32,13 +32,15 @@ import polars as pl
 def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.DataFrame:
     """After the GPU engine refused ``lf`` (``failure`` says why): :func:`collect` with
     the engine's in-memory executor computing the parts it accepts, and a warning
-    saying what ran where; polars all of it when nothing could run on the GPU or
-    memory ran out, and with ``strict`` an error."""
+    saying what ran where; polars all of it when nothing could run on the GPU, memory
+    ran out or the files it reads are too large for polars in memory (it streams
+    them), and with ``strict`` an error."""
     from workbench.engine import cpu, cudf_polars, recovery
     from workbench.errors import is_out_of_memory
     from workbench.frame.scan import feeding
 
-    if (session.strict if strict is None else strict) or is_out_of_memory(failure):
+    if (session.strict if strict is None else strict) or is_out_of_memory(failure) \
+            or cpu.streams(lf, session):
         session.fallback("collect", failure, strict=strict)
         return cpu.collect(lf, session)
     engine = session.policy.polars_engine(executor="in-memory", raise_on_fail=True)
