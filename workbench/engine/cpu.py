@@ -78,7 +78,7 @@ def scanned_bytes(lf: pl.LazyFrame) -> int:
         except NotImplementedError:  # an opaque function: look below it
             ir = None
         if type(ir).__name__ == "Scan":
-            total += _scan_bytes(list(ir.paths), str(ir.scan_type[0]), dict(nt.get_schema()))
+            total += scan_bytes(list(ir.paths), str(ir.scan_type[0]), dict(nt.get_schema()))
         todo.extend(nt.get_inputs())
     return total
 
@@ -90,7 +90,7 @@ _WIDTHS = {pl.Boolean: 1, pl.Int8: 1, pl.UInt8: 1, pl.Int16: 2, pl.UInt16: 2, pl
            pl.Datetime: 8, pl.Duration: 8, pl.Time: 8}
 
 
-def _scan_bytes(paths: list[str], kind: str, schema: dict) -> int:
+def scan_bytes(paths: list[str], kind: str, schema: dict) -> int:
     """The bytes a scan of ``paths`` loads: for Parquet, per column of ``schema``
     read, the larger of its uncompressed size in the footers and its rows times its
     width in memory (dictionary-encoded columns are smaller on disk than in memory),

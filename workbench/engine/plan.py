@@ -40,6 +40,7 @@ import polars as pl
 import pyarrow as pa
 
 from workbench.engine import expressions
+from workbench.engine.cpu import scan_bytes
 from workbench.frame.table import as_polars
 
 
@@ -153,7 +154,11 @@ def _inputs(nt, node: int, joins: list[str]) -> list[Input]:
     ir = nt.view_current_node()
     found: list[Input] = []
     kind = type(ir).__name__
-    if kind in ("PythonScan", "Scan", "DataFrameScan"):
+    if kind == "Scan":  # files: the bytes they load in memory, from their footers or sizes
+        schema, paths = dict(nt.get_schema()), list(ir.paths)
+        found.append(Input(None, tuple(schema), scan_bytes(paths, str(ir.scan_type[0]), schema),
+                           f"{ir.scan_type[0]} scan of {len(paths):,} file{'s' * (len(paths) != 1)}"))
+    elif kind in ("PythonScan", "DataFrameScan"):
         found.append(_input(ir))
     elif kind == "Join":
         joins.append(str(ir.options[0]))
@@ -167,7 +172,7 @@ def _input(ir) -> Input:
     kind = type(ir).__name__
     frame = _frame_of(ir) if kind == "PythonScan" else None
     if frame is None:
-        return Input(None, (), None, "a file scan" if kind == "Scan" else "a polars frame")
+        return Input(None, (), None, "a polars frame")
     names = tuple(ir.options[1]) if ir.options[1] is not None else tuple(frame.columns)
     return Input(frame, names, _column_bytes(frame, names), f"Frame {len(frame):,} rows",
                  ir.options[4])
