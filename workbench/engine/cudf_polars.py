@@ -4,8 +4,9 @@ cudf-polars (the polars GPU engine) is used three ways beyond ``lf.collect(engin
 
 * :func:`evaluate_on_device` runs a plan with the in-memory executor and keeps the
   result on the device (``collect`` would copy it to a polars DataFrame);
-  :func:`evaluate_node` and :func:`accepts` (:func:`refusal`) do it, or only translate,
-  from a node of polars' plan (the parts of a plan the engine refuses in part);
+  :func:`evaluate_node`, :func:`stream_node` (the streaming executor) and :func:`accepts`
+  (:func:`refusal`) do it, or only translate, from a node of polars' plan (the parts of a
+  plan the engine refuses in part);
 * :func:`feed` gives :class:`~workbench.frame.scan.GPUFeed` the constructor of the
   engine's own DataFrame, so Frame scans hand it device columns directly;
 * :func:`device_table` describes a result as a :class:`~workbench.frame.DeviceTable`
@@ -17,6 +18,8 @@ When cudf-polars changes its containers or IR entry points, this file changes al
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import polars as pl
 
@@ -67,8 +70,27 @@ def refusal(nt, engine) -> BaseException | None:
 
 def evaluate_node(nt, engine) -> DeviceTable:
     """:func:`evaluate_on_device` for the plan below the traverser's current node."""
-    from cudf_polars.callback import set_device, set_memory_resource
     from cudf_polars.dsl.ir import IRExecutionContext
+
+    ir, options = _translated(nt, engine)
+    with _placed(engine, options):
+        result = ir.evaluate(cache={}, timer=None, context=IRExecutionContext())
+    return device_table(result)
+
+
+def stream_node(nt, engine) -> pl.DataFrame:
+    """The plan below the traverser's current node run by the streaming executor
+    (``engine``'s), as ``collect`` would run a whole plan: a polars DataFrame."""
+    from cudf_polars.streaming.parallel import evaluate_streaming
+
+    ir, options = _translated(nt, engine)
+    with _placed(engine, options):
+        return evaluate_streaming(ir, options)
+
+
+def _translated(nt, engine):
+    """The engine's IR of the plan below the traverser's current node, and its options;
+    raises what the engine refuses."""
     from cudf_polars.dsl.translate import Translator
 
     translator = Translator(nt, engine)
@@ -76,11 +98,18 @@ def evaluate_node(nt, engine) -> DeviceTable:
     error = translator.unsupported_operations_error()
     if error is not None:
         raise error
-    options = translator.config_options
+    return ir, translator.config_options
+
+
+@contextlib.contextmanager
+def _placed(engine, options):
+    """The device and memory resource the engine's options ask for, while it runs (the
+    device set first: the resource is obtained on it)."""
+    from cudf_polars.callback import set_device, set_memory_resource
+
     with set_device(options.device), set_memory_resource(
             engine.memory_resource, options.memory_resource_config, options.executor):
-        result = ir.evaluate(cache={}, timer=None, context=IRExecutionContext())
-    return device_table(result)
+        yield
 
 
 def device_table(result) -> DeviceTable:

@@ -117,4 +117,5 @@ def _refused(lf: pl.LazyFrame, session, info: plans.PlanInfo) -> Explanation | N
     if not ran:
         return Explanation("cpu", 1, 0, why, info)
     return Explanation("partial", 1, 0, why + "; the GPU would run the steps below the refused "
-                       f"one ({', '.join(ran)}) in memory, polars the rest", info)
+                       f"one ({', '.join(ran)}) in memory (streaming those whose inputs do not "
+                       "fit), polars the rest", info)

@@ -31,12 +31,14 @@ import polars as pl
 
 def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.DataFrame:
     """After the GPU engine refused ``lf`` (``failure`` says why): :func:`collect` with
-    the engine's in-memory executor computing the parts it accepts, and a warning
-    saying what ran where; polars all of it when nothing could run on the GPU, memory
-    ran out or the files it reads are too large for polars in memory (it streams
-    them), and with ``strict`` an error."""
+    the engine's in-memory executor computing the parts it accepts (its streaming
+    executor, over host chunks, those whose inputs do not fit), and a warning saying
+    what ran where; polars all of it when nothing could run on the GPU, memory ran out
+    or the files it reads are too large for polars in memory (it streams them), and
+    with ``strict`` an error."""
     from workbench.engine import cpu, cudf_polars, recovery
-    from workbench.errors import is_out_of_memory
+    from workbench.errors import DoesNotFit, chained, is_out_of_memory
+    from workbench.frame import residency
     from workbench.frame.scan import feeding
 
     if (session.strict if strict is None else strict) or is_out_of_memory(failure) \
@@ -45,15 +47,29 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
         return cpu.collect(lf, session)
     engine = session.policy.polars_engine(executor="in-memory", raise_on_fail=True)
     accepts = acceptor(engine)
+    streamed: list[bool] = []  # per part run, whether it streamed
 
     def run(nt) -> pl.DataFrame | None:
-        start = time.perf_counter()
+        start, node = time.perf_counter(), nt.get_node()
         try:
             with feeding(cudf_polars.feed("in-memory", True)):
                 df = cudf_polars.evaluate_node(nt, engine).to_polars()
-        except Exception as err:  # noqa: BLE001 - that part is left to polars
+            streamed.append(False)
+        except Exception as err:  # noqa: BLE001 - streamed if too large, else left to polars
             recovery.release_noted(err, session)
-            return None
+            if not is_out_of_memory(err):
+                return None
+            if not any(isinstance(e, DoesNotFit) for e in chained(err)):
+                residency.cache(session).clear()  # earlier queries' columns may hold the room
+            nt.set_node(node)
+            try:
+                with feeding(cudf_polars.feed("streaming", False)):
+                    df = cudf_polars.stream_node(nt, session.policy.polars_engine(
+                        executor="streaming", raise_on_fail=True))
+                streamed.append(True)
+            except Exception as again:  # noqa: BLE001
+                recovery.release_noted(again, session)
+                return None
         session.transfers.record("part of a plan, for polars", df.estimated_size(),
                                  "device-to-host", "pageable", time.perf_counter() - start)
         return df
@@ -64,7 +80,8 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
         recovery.release_noted(err, session)
         answer, ran = cpu.collect(lf, session), []
     if ran:
-        failure += "; the GPU ran the steps below it (" + ", ".join(ran) + ")"
+        parts = [kind + (" streamed" if s else "") for kind, s in zip(ran, streamed)]
+        failure += "; the GPU ran the steps below it (" + ", ".join(parts) + ")"
     session.fallback("part of collect" if ran else "collect", failure, strict=False)
     return answer
 
