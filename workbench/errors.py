@@ -115,13 +115,15 @@ def reason(err: BaseException) -> str:
     executor raises a TaskGroup's group, whose own message says nothing), and the
     operations a plan was refused for (the GPU engine lists them below a heading).
 
-    >>> reason(NotImplementedError("Query contained unsupported operations.\\n"
-    ...     "The errors were:\\n- NotImplementedError: Unary function name='corr'"))
-    "NotImplementedError: Query contained unsupported operations: Unary function name='corr'"
+    >>> reason(NotImplementedError("GPU not possible: unsupported operations.\\n"
+    ...     "The errors were:\\n- NotImplementedError: Unary function name='corr'", []))
+    "NotImplementedError: GPU not possible: unsupported operations: Unary function name='corr'"
     """
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
-    text = str(err).strip().splitlines()
+    # the message: an error of several arguments would show them all, as a tuple
+    message = err.args[0] if len(err.args) > 1 and isinstance(err.args[0], str) else str(err)
+    text = message.strip().splitlines()
     head = f"{type(err).__name__}: {text[0] if text else ''}"
     # "- NotImplementedError: what" lines, each said once
     listed = dict.fromkeys(line[2:].split(": ", 1)[-1].strip() for line in text[1:]
