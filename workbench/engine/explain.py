@@ -28,9 +28,9 @@ from workbench.sizes import format_bytes
 class Explanation:
     """The plan :func:`workbench.collect` would choose: ``executor`` (``"cpu"``,
     ``"in-memory"``, ``"split"``, ``"streaming"``, ``"rewritten"`` into group-bys the
-    GPU engine has, each run as its own plan, or ``"partial"``: the parts of a plan the
-    GPU engine refuses that it accepts on the GPU, polars the rest), its ``partitions``, the ``inputs``
-    with their bytes, the host->device bytes it expects to move and why."""
+    GPU engine has, each run as its own plan, or ``"partial"``: of a plan the GPU engine
+    refuses, the parts it accepts on the GPU, polars the rest), its ``partitions``, the
+    ``inputs`` with their bytes, the host->device bytes it expects to move and why."""
 
     executor: str
     partitions: int
