@@ -39,6 +39,18 @@ class DoesNotFit(WorkbenchError, MemoryError):
         self.needed, self.limit = needed, limit
 
 
+class LargerThanMemory(WorkbenchError, MemoryError):
+    """Data asked for in host memory would take more than the host has available.
+
+    Raised before anything is read (``needed`` and ``available`` are bytes); the
+    message says how to read less or query the files without loading them.
+    """
+
+    def __init__(self, message: str, needed: int, available: int):
+        super().__init__(message)
+        self.needed, self.available = needed, available
+
+
 class ClusterConnectionError(WorkbenchError, ConnectionError):
     """No Dask scheduler answered at the address given to ``wb.cluster``."""
 

@@ -184,6 +184,31 @@ def test_a_file_that_is_not_parquet(files):
         wb.Frame.from_parquet(path)
 
 
+def test_parquet_larger_than_the_memory_left_is_refused_before_reading(tmp_path):
+    import dataclasses
+
+    from tests.profiles import PROFILES
+    from workbench.errors import LargerThanMemory
+
+    n = 200_000
+    folder = tmp_path / "big"
+    folder.mkdir()
+    table = pa.table({"k": pa.array([f"key{i % 97}" for i in range(n)], pa.large_string()),
+                      "v": pa.array(range(n), pa.int64()), "w": pa.array([0.5] * n)})
+    for i in range(3):
+        pq.write_table(table, folder / f"part-{i}.parquet")
+    # a host with 6 MB free: the three files' 24 bytes a row at least take ~14 MB
+    wb.init(backend="cpu", probes=dataclasses.replace(PROFILES["none"], mem_available=6_000_000))
+    with raises_unchanged(folder, LargerThanMemory, str(folder), "columns=[", "pl.scan_parquet") as info:
+        wb.Frame.from_parquet(folder)
+    assert info.value.needed >= 3 * n * 24 and info.value.available <= 6_000_000
+    # one narrow column fits: it is read
+    assert wb.Frame.from_parquet(folder, columns=["w"]).to_polars()["w"].sum() == 0.5 * 3 * n
+    # and the same files lazily, as the message says, stream through polars
+    assert wb.collect(pl.scan_parquet(folder / "*.parquet").select(pl.col("v").sum())).item() \
+        == 3 * (n * (n - 1) // 2)
+
+
 def test_a_path_that_is_not_a_path():
     with pytest.raises(TypeError) as info:
         wb.Frame.from_parquet(42)

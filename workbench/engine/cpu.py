@@ -19,15 +19,11 @@ nothing.
 
 from __future__ import annotations
 
-import os
-
 import polars as pl
 
 #: in-memory while the files' columns take at most this share of the room: the engine
 #: holds its inputs, their intermediates and the answer at once
 IN_MEMORY_SHARE = 2
-#: footers read per scan at most; beyond, their bytes per file byte stand for the rest
-FOOTERS = 16
 
 
 def collect(lf: pl.LazyFrame, session) -> pl.DataFrame:
@@ -54,12 +50,7 @@ def streams(lf: pl.LazyFrame, session) -> str | None:
 
 
 def _room(session) -> int | None:
-    """Host memory for a query: the least of what was available when the session
-    started and what is now."""
-    import psutil
-
-    now = psutil.virtual_memory().available
-    return min(session.hardware.host_memory_available or now, now)
+    return session.hardware.host_memory_left()
 
 
 def scanned_bytes(lf: pl.LazyFrame) -> int:
@@ -83,47 +74,18 @@ def scanned_bytes(lf: pl.LazyFrame) -> int:
     return total
 
 
-#: bytes per value in memory of the fixed-width types; any other takes a 16-byte view
-#: (strings, binary) or more, and counts 16
+#: bytes per value polars takes in memory, by fixed-width type; any other takes a
+#: 16-byte view (strings, binary) or more, and counts 16
 _WIDTHS = {pl.Boolean: 1, pl.Int8: 1, pl.UInt8: 1, pl.Int16: 2, pl.UInt16: 2, pl.Int32: 4,
            pl.UInt32: 4, pl.Float32: 4, pl.Date: 4, pl.Int64: 8, pl.UInt64: 8, pl.Float64: 8,
            pl.Datetime: 8, pl.Duration: 8, pl.Time: 8}
 
 
 def scan_bytes(paths: list[str], kind: str, schema: dict) -> int:
-    """The bytes a scan of ``paths`` loads: for Parquet, per column of ``schema``
-    read, the larger of its uncompressed size in the footers and its rows times its
-    width in memory (dictionary-encoded columns are smaller on disk than in memory),
-    from at most :data:`FOOTERS` files, scaled by file size; the file sizes for other
-    formats. Remote or unreadable files count 0."""
-    sizes = {}
-    for p in paths:
-        try:
-            sizes[p] = os.path.getsize(p)
-        except (OSError, TypeError, ValueError):
-            pass
-    if not sizes or kind != "parquet":
-        return sum(sizes.values())
-    import pyarrow.parquet as pq
+    """The bytes polars takes in memory for the columns of ``schema`` read from the
+    files ``paths`` of format ``kind``, about (see :func:`workbench.frame.readers.load_bytes`)."""
+    from workbench.frame.readers import load_bytes
 
     widths = {name: _WIDTHS.get(getattr(dtype, "base_type", lambda: dtype)(), 16)
               for name, dtype in schema.items()}
-    step = max(1, len(sizes) // FOOTERS)
-    sample = list(sizes)[::step][:FOOTERS]
-    loads = on_disk = 0
-    for p in sample:
-        try:
-            meta = pq.read_metadata(p)
-        except Exception:  # noqa: BLE001 - not a Parquet file polars can read either
-            continue
-        on_disk += sizes[p]
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            stored = {}
-            for c in range(group.num_columns):
-                name = group.column(c).path_in_schema.split(".")[0]
-                stored[name] = stored.get(name, 0) + group.column(c).total_uncompressed_size
-            loads += sum(max(stored[n], group.num_rows * w) for n, w in widths.items() if n in stored)
-    if not on_disk:
-        return sum(sizes.values())
-    return int(loads * sum(sizes.values()) / on_disk)
+    return load_bytes(paths, kind, widths)

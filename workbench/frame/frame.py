@@ -209,7 +209,11 @@ class Frame:
         """From a Parquet file, a folder of Parquet files, or a URL (``s3://...``).
 
         ``~`` is expanded. An empty folder, a file that is not Parquet and files whose
-        schemas clash raise errors naming them (and, for a clash, the column).
+        schemas clash raise errors naming them (and, for a clash, the column). Files whose
+        columns would take more host memory than is available (their footers say how
+        much) raise :class:`~workbench.errors.LargerThanMemory` before anything is read,
+        instead of the process being killed: read fewer ``columns``, or query the files
+        lazily (``wb.collect(pl.scan_parquet(path)...)``, which streams them).
         """
         return cls(readers.read_parquet(path, columns))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import re
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def read_parquet(path, columns: list[str] | None) -> pa.Table:
     if path.is_dir() and not _parquet_files(path):
         raise FileNotFoundError(f"the folder {path} holds no Parquet files; write some there "
                                 "or pass the path of a Parquet file")
+    _fits_memory(path, columns)
     try:
         return pq.read_table(path, columns=columns, use_threads=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
@@ -150,6 +152,78 @@ def read_parquet(path, columns: list[str] | None) -> pa.Table:
             raise ValueError(clash) from err
         raise ValueError(f"could not read Parquet at {path}: {err}; check that it is a Parquet "
                          "file (or a folder of them) and was written completely") from err
+
+
+#: footers read per scan at most; beyond, their bytes per file byte stand for the rest
+FOOTERS = 16
+
+
+def load_bytes(paths: list, kind: str, widths: dict[str, int]) -> int:
+    """The bytes reading the columns of ``widths`` (name -> the least bytes a value takes
+    in memory) from the files ``paths`` of format ``kind`` takes in memory, about.
+
+    Parquet: per column, the larger of its uncompressed size in the footers and its
+    rows times its width (a dictionary-encoded column is smaller on disk than in
+    memory), from at most :data:`FOOTERS` files, scaled by file size. Other formats:
+    the file sizes. Remote or unreadable files count 0.
+    """
+    sizes = {}
+    for p in paths:
+        try:
+            sizes[p] = os.path.getsize(p)
+        except (OSError, TypeError, ValueError):
+            pass
+    if not sizes or kind != "parquet":
+        return sum(sizes.values())
+    import pyarrow.parquet as pq
+
+    step = max(1, len(sizes) // FOOTERS)
+    loads = on_disk = 0
+    for p in list(sizes)[::step][:FOOTERS]:
+        try:
+            meta = pq.read_metadata(p)
+        except Exception:  # noqa: BLE001 - not a Parquet file: the reader says so itself
+            continue
+        on_disk += sizes[p]
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            stored: dict[str, int] = {}
+            for c in range(group.num_columns):
+                name = group.column(c).path_in_schema.split(".")[0]
+                stored[name] = stored.get(name, 0) + group.column(c).total_uncompressed_size
+            loads += sum(max(stored[n], group.num_rows * w) for n, w in widths.items() if n in stored)
+    return int(loads * sum(sizes.values()) / on_disk) if on_disk else sum(sizes.values())
+
+
+def _fits_memory(path: Path, columns: list[str] | None) -> None:
+    """Raise :class:`~workbench.errors.LargerThanMemory` when reading ``columns`` (all:
+    None) of the Parquet at ``path`` would take more host memory than is available: a
+    process that runs out of it is killed (a notebook's kernel dies, its work lost)."""
+    import pyarrow.parquet as pq
+
+    from workbench.errors import LargerThanMemory
+    from workbench.session import current_session
+    from workbench.sizes import format_bytes
+
+    files = _parquet_files(path) if path.is_dir() else [path]
+    try:
+        schema = pq.read_schema(files[0])
+    except Exception:  # noqa: BLE001 - not Parquet: the read says which file
+        return
+    # Arrow's layout: fixed-width values at their width, strings and binary at least
+    # their 8-byte offsets (large types, as Frames keep them), anything else 8
+    widths = {f.name: (f.type.bit_width + 7) // 8 if pa.types.is_primitive(f.type) else 8
+              for f in schema if columns is None or f.name in columns}
+    needed = load_bytes([str(f) for f in files], "parquet", widths)
+    left = current_session().hardware.host_memory_left()
+    if left and needed > left:
+        what = f"columns {', '.join(widths)}" if columns is not None else "all its columns"
+        raise LargerThanMemory(
+            f"the Parquet at {path} would take about {format_bytes(needed)} of memory ({what}), "
+            f"more than the {format_bytes(left)} this machine has available: read only the "
+            "columns you need (Frame.from_parquet(path, columns=[...])), or query the files "
+            "without loading them, which streams them: wb.collect(pl.scan_parquet(path)...)",
+            needed, left)
 
 
 def _parquet_files(folder: Path) -> list[Path]:

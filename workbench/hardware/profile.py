@@ -77,6 +77,14 @@ class HardwareProfile:
             return self.host_memory_available
         return self.gpu.free_memory if self.gpu else None
 
+    def host_memory_left(self) -> int | None:
+        """Host memory available now: the least of what detection found and what the
+        system says at this moment (on a machine a class shares, others' work takes it)."""
+        import psutil
+
+        now = psutil.virtual_memory().available
+        return min(self.host_memory_available or now, now)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the fields and the derived properties."""
         out = dataclasses.asdict(self)
