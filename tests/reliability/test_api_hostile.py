@@ -207,6 +207,13 @@ def test_parquet_larger_than_the_memory_left_is_refused_before_reading(tmp_path)
     # and the same files lazily, as the message says, stream through polars
     assert wb.collect(pl.scan_parquet(folder / "*.parquet").select(pl.col("v").sum())).item() \
         == 3 * (n * (n - 1) // 2)
+    # a CSV file larger than the memory left: the same, before reading
+    csv = tmp_path / "big.csv"
+    pl.from_arrow(table).vstack(pl.from_arrow(table)).write_csv(csv)
+    assert csv.stat().st_size > 6_000_000
+    with raises_unchanged(csv, LargerThanMemory, str(csv), "columns=[", "pl.scan_csv"):
+        wb.Frame.read_csv(csv)
+    assert wb.Frame.read_csv(csv, columns=["w"]).to_polars().height == 2 * n
 
 
 def test_a_path_that_is_not_a_path():

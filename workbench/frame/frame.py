@@ -223,7 +223,9 @@ class Frame:
 
         ``~`` is expanded and URLs go to polars as given. A malformed file raises
         ``ValueError`` naming the file, the offending line and the fix; a file that is
-        not UTF-8 names the line and the ``encoding=`` to pass.
+        not UTF-8 names the line and the ``encoding=`` to pass; a file larger than the
+        host memory available (without ``columns=``) raises
+        :class:`~workbench.errors.LargerThanMemory` before it is read.
         """
         return cls.from_polars(readers.read_csv(path, options))
 

@@ -58,6 +58,9 @@ def read_csv(path, options: dict) -> pl.DataFrame:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; read_csv takes one CSV file "
                                 "(use polars.scan_csv with a glob for many)")
+    if not options.get("columns"):  # the file's size stands for all its columns
+        _refuse_over_memory(path, load_bytes([str(path)], "csv", {}), "the CSV file",
+                            "read only the columns you need (columns=[...])", "pl.scan_csv")
     try:
         return pl.read_csv(path, **options)
     except pl.exceptions.NoDataError as err:
@@ -201,10 +204,6 @@ def _fits_memory(path: Path, columns: list[str] | None) -> None:
     process that runs out of it is killed (a notebook's kernel dies, its work lost)."""
     import pyarrow.parquet as pq
 
-    from workbench.errors import LargerThanMemory
-    from workbench.session import current_session
-    from workbench.sizes import format_bytes
-
     files = _parquet_files(path) if path.is_dir() else [path]
     try:
         schema = pq.read_schema(files[0])
@@ -214,16 +213,25 @@ def _fits_memory(path: Path, columns: list[str] | None) -> None:
     # their 8-byte offsets (large types, as Frames keep them), anything else 8
     widths = {f.name: (f.type.bit_width + 7) // 8 if pa.types.is_primitive(f.type) else 8
               for f in schema if columns is None or f.name in columns}
-    needed = load_bytes([str(f) for f in files], "parquet", widths)
+    what = f"the Parquet ({', '.join(widths)})" if columns is not None else "the Parquet"
+    _refuse_over_memory(path, load_bytes([str(f) for f in files], "parquet", widths), what,
+                        "read only the columns you need (Frame.from_parquet(path, columns=[...]))",
+                        "pl.scan_parquet")
+
+
+def _refuse_over_memory(path: Path, needed: int, what: str, fewer: str, scan: str) -> None:
+    """Raise :class:`~workbench.errors.LargerThanMemory` when ``needed`` bytes are more
+    than the host has available, naming ``what`` is read at ``path`` and the ways out."""
+    from workbench.errors import LargerThanMemory
+    from workbench.session import current_session
+    from workbench.sizes import format_bytes
+
     left = current_session().hardware.host_memory_left()
     if left and needed > left:
-        what = f"columns {', '.join(widths)}" if columns is not None else "all its columns"
         raise LargerThanMemory(
-            f"the Parquet at {path} would take about {format_bytes(needed)} of memory ({what}), "
-            f"more than the {format_bytes(left)} this machine has available: read only the "
-            "columns you need (Frame.from_parquet(path, columns=[...])), or query the files "
-            "without loading them, which streams them: wb.collect(pl.scan_parquet(path)...)",
-            needed, left)
+            f"{what} at {path} would take about {format_bytes(needed)} of memory, more than "
+            f"the {format_bytes(left)} this machine has available: {fewer}, or query it "
+            f"without loading it, which streams it: wb.collect({scan}(path)...)", needed, left)
 
 
 def _parquet_files(folder: Path) -> list[Path]:
