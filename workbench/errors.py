@@ -133,8 +133,10 @@ def reason(err: BaseException) -> str:
     """
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
-    # the message: an error of several arguments would show them all, as a tuple
-    message = err.args[0] if len(err.args) > 1 and isinstance(err.args[0], str) else str(err)
+    # the engine's list of refused operations comes with the errors as a second argument,
+    # which str() would show as a tuple: its message alone
+    listing = len(err.args) > 1 and isinstance(err.args[0], str) and "\n- " in err.args[0]
+    message = err.args[0] if listing else str(err)
     text = message.strip().splitlines()
     head = f"{type(err).__name__}: {text[0] if text else ''}"
     # "- NotImplementedError: what" lines, each said once
