@@ -13,8 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
 # The rooms from the bottom up: a room may import the rooms before it, never after.
-# Leaves (errors, config, optional, sizes) are shared by all.
-LEAVES = {"errors", "sizes", "optional", "config"}
+# Leaves (errors, config, optional, sizes, progress) are shared by all.
+LEAVES = {"errors", "sizes", "optional", "config", "progress"}
 ORDER = ["hardware", "memory", "session", "frame", "engine", "ml", "cluster", "datasets", "lab",
          "diagnostics", "bench", "cli"]
 # Rooms that sit side by side (neither above the other) but may use each other's public API.

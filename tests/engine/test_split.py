@@ -597,3 +597,16 @@ def test_a_join_whose_inputs_take_over_half_the_resident_limit_does_not_run_in_m
     summed = left.lazy().group_by("k").agg(pl.col("v").sum(), pl.col("v").std().alias("s"))
     assert not inspect(summed).split.sorting
     assert strategy.choose(inspect(summed), policy, resident_limit=45_000).executor == "in-memory"
+
+
+def test_a_split_shows_its_partitions_done_when_asked(capsys):
+    wb.init(backend="cpu")
+    x = pl.DataFrame({"k": list(range(40)) * 5, "v": list(range(200))})
+    lf = wb.Frame.from_polars(x).lazy().group_by("k").agg(pl.col("v").median())
+    info = inspect(lf)
+    got = run_split(lf, info.split, 4, pl.LazyFrame.collect, progress=True)
+    assert_frame_equal(got.sort("k"), lf.collect().sort("k"))
+    err = capsys.readouterr().err
+    assert "collect: partitions" in err and "4/4" in err
+    run_split(lf, info.split, 4, pl.LazyFrame.collect)  # not a terminal: no bar
+    assert capsys.readouterr().err == ""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +34,7 @@ from workbench.datasets import catalog as _catalog, guard as _guard, store as _s
 from workbench.datasets.catalog import UnknownDatasetError
 from workbench.datasets.partitioned import load_dask, write_partitioned
 from workbench.datasets.store import DatasetWriteError, data_home
+from workbench.progress import bar as progress_bar
 
 __all__ = [
     "list", "describe", "make", "load", "sample", "generate", "data_home",
@@ -125,7 +125,8 @@ def make(name: str, rows=None, *, seed: int = 0, path: str | Path | None = None,
         _guard.sweep(target.parent.parent)  # what killed builds of any dataset left in the cache
     plans = gen.plan(rows, seed, **params)
     with _guard.terminated_cleanly():
-        bar = _progress_bar(f"{name} {target.name}", sum(p.rows for p in plans.values()), progress)
+        bar = progress_bar(f"{name} {target.name}", sum(p.rows for p in plans.values()), unit="rows",
+                           show=progress)
         try:
             _store.build(target, ident, plans, layout=entry["layout"], owned=path is None, threads=threads,
                          progress=bar.update if bar is not None else None, verify=verify)
@@ -133,22 +134,6 @@ def make(name: str, rows=None, *, seed: int = 0, path: str | Path | None = None,
             if bar is not None:
                 bar.close()
     return target
-
-
-def _in_notebook() -> bool:
-    """A Jupyter kernel: the test ``tqdm.auto`` makes to choose its widget bar."""
-    return "ipykernel.zmqshell" in sys.modules
-
-
-def _progress_bar(desc: str, total: int, progress: bool | None):
-    """``tqdm.auto``'s bar: a widget in a notebook, text on a terminal; by default none
-    elsewhere (a pipe or a log file would fill with carriage returns)."""
-    show = (_in_notebook() or sys.stderr.isatty()) if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
 
 
 def load(name: str, rows=None, *, seed: int = 0, path: str | Path | None = None, progress: bool | None = None,

@@ -26,6 +26,9 @@ from workbench.frame.scan import partitioning
 GATHERED_SHARE = 1 / 16
 #: the sample is three of this many row ranges: the first, a middle and the last
 SAMPLE_RANGES = 1024
+#: a split's progress bar shows (where someone watches) once it has run this long:
+#: most splits take well under a second
+PROGRESS_AFTER = 2.0
 
 
 def answer_share(lf: pl.LazyFrame, split: Split, inputs) -> float:
@@ -63,20 +66,33 @@ def gathers_too_much(lf: pl.LazyFrame, info) -> str | None:
 
 def run_split(lf: pl.LazyFrame, split: Split, count: int,
               run_one: Callable[[pl.LazyFrame], pl.DataFrame], *, prefilter: dict | None = None,
-              room: int = 0, facts: dict | None = None, only_one: bool = False) -> pl.DataFrame:
+              room: int = 0, facts: dict | None = None, only_one: bool = False,
+              progress: bool | None = None) -> pl.DataFrame:
     """``lf``'s answer from ``count`` partition queries, one at a time.
 
     ``prefilter`` and ``room`` are :class:`~workbench.frame.cut.Partition`'s (filters
     applied while the rows are cut; one partition when they then fit ``room``);
     ``facts`` receives what the cut found (rows read and kept, one partition or not);
-    with ``only_one`` the split runs as one partition or raises ``ManyKept``."""
+    with ``only_one`` the split runs as one partition or raises ``ManyKept``.
+    ``progress``: a bar of the partitions done (True, at once; None, in a notebook or on
+    a terminal once the split has run :data:`PROGRESS_AFTER` seconds; False: none)."""
+    from workbench.progress import bar
+
     parts, scattered = [], {}  # the inputs cut once, read by every partition
-    for index in range(count):
-        with partitioning(Partition(index, count, split.keys, scattered, prefilter or {}, room,
-                                    only_one)):
-            parts.append(run_one(lf))
-        if scattered.get(ONE):
-            break  # the first partition held every row
+    done = bar("collect: partitions", count, unit="partition", show=progress,
+               delay=0.0 if progress else PROGRESS_AFTER) if count > 1 and not only_one else None
+    try:
+        for index in range(count):
+            with partitioning(Partition(index, count, split.keys, scattered, prefilter or {}, room,
+                                        only_one)):
+                parts.append(run_one(lf))
+            if done is not None:
+                done.update(1)
+            if scattered.get(ONE):
+                break  # the first partition held every row
+    finally:
+        if done is not None:
+            done.close()
     if facts is not None:
         facts.update({k: scattered[k] for k in (ONE, FILTERED) if k in scattered})
     scattered.clear()
