@@ -29,6 +29,7 @@ from typing import Callable
 
 import polars as pl
 
+
 def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.DataFrame:
     """After the GPU engine refused ``lf`` (``failure`` says why): :func:`collect` with
     the engine's in-memory executor computing the parts it accepts (its streaming
