@@ -170,6 +170,7 @@ class Workbench:
             raise Skipped("an earlier query that timed out is still running on this engine")
         lf, box = q(self.lazy), {}
         mark, mr = len(self.session.log), current_resource()
+        moved_mark = len(self.session.transfers)
         held = _counter(mr.allocation_counts, "current_bytes") if mr is not None else None
 
         def work():
@@ -199,7 +200,8 @@ class Workbench:
         self.info = {"where": _where(self.session.gpu, log, fell), "log": log,
                 "device": {"held_before_bytes": held, "query_peak_bytes": peak,
                            "peak_bytes": held + peak if peak is not None else None,
-                           "nvml_peak_bytes": nvml.peak}}
+                           "nvml_peak_bytes": nvml.peak},
+                "moved": _moved(self.session.transfers.since(moved_mark))}
         if worker.is_alive():
             self.busy = worker
             raise Timeout(f"stopped waiting after {timeout:g} s (the query goes on in the background)")
@@ -209,6 +211,18 @@ class Workbench:
 
     def close(self):
         self.tables = self.lazy = None
+
+
+def _moved(transfers) -> dict:
+    """Bytes the query copied each way (zero-copy views left out) and the seconds the
+    copies were timed at (summed: copies on several threads overlap): against the
+    bus's rate, the floor of the query's time."""
+    out = {}
+    for direction in ("host-to-device", "device-to-host"):
+        copies = [t for t in transfers if t.direction == direction and t.kind != "mapped"]
+        out[direction] = {"bytes": sum(t.nbytes for t in copies),
+                          "seconds": round(sum(t.seconds for t in copies), 4), "copies": len(copies)}
+    return out
 
 
 def _counter(stats, key: str) -> int:

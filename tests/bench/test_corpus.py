@@ -133,6 +133,9 @@ def test_every_query_agrees_on_every_engine_and_the_json_has_its_fields(data, tm
         assert q["results"]["workbench"]["where"] == "cpu"
         assert set(q["results"]["workbench"]["device"]) >= {"peak_bytes", "held_before_bytes",
                                                             "nvml_peak_bytes"}
+        # on the CPU nothing crosses a bus
+        assert q["results"]["workbench"]["moved"]["host-to-device"] == {"bytes": 0, "seconds": 0,
+                                                                        "copies": 0}
     assert [q["name"] for q in res["queries"]] == list(C.QUERIES)
     for key in ("date", "machine", "hardware", "versions", "session", "data_seconds", "load",
                 "total_bytes", "tables_over_budget", "summary", "engines"):
@@ -243,4 +246,6 @@ def test_on_the_gpu_under_a_budget_every_answer_is_right(data, tmp_path):
         assert rec["status"] == "ok", (q["name"], rec)
         assert rec["where"] in ("gpu", "gpu-split", "gpu-streaming"), (q["name"], rec["where"])
         assert rec["device"]["peak_bytes"] is not None and rec["device"]["nvml_peak_bytes"] is not None
+    # the frames cross to the device (once when they stay resident, per query when not)
+    assert sum(q["results"]["workbench"]["moved"]["host-to-device"]["bytes"] for q in res["queries"]) > 0
     assert res["summary"]["peak_device_bytes"] > 0
