@@ -109,6 +109,12 @@ def chained(err: BaseException | None):
         todo += [*getattr(e, "exceptions", ()), e.__context__, e.__cause__]
 
 
+def behind(err: BaseException | None, kinds) -> bool:
+    """Whether ``err``, or an exception behind it (a cause, a context, a group's member),
+    is one of ``kinds`` (a class or a tuple of them)."""
+    return any(isinstance(e, kinds) for e in chained(err))
+
+
 def is_out_of_memory(err: BaseException | str) -> bool:
     """Whether an exception (or one behind it), or a message, says memory ran out.
 

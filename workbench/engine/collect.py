@@ -37,7 +37,7 @@ from workbench.engine import cpu, natural, partial, recovery
 from workbench.engine import plan as plans
 from workbench.engine import strategy
 from workbench.engine.split import gathers_too_much, note_cut, run_split
-from workbench.errors import BudgetTooSmall, DoesNotFit, chained, is_out_of_memory, reason
+from workbench.errors import BudgetTooSmall, DoesNotFit, behind, is_out_of_memory, reason
 from workbench.frame import Frame, residency
 from workbench.frame.cut import ManyKept
 from workbench.frame.scan import feeding
@@ -216,7 +216,7 @@ def _few_rows_kept(lf, info, session):
     try:
         return _run_split(lf, info, 2, session, only_one=True)
     except Exception as err:  # noqa: BLE001 - the streaming executor runs it instead
-        if any(isinstance(e, ManyKept) for e in chained(err)):  # no device failure: its
+        if behind(err, ManyKept):  # no device failure: its
             recovery.forget(err)  # frames hold the cut's chunk, nothing more
             return None
         session.note(f"collect: cutting the filtered rows first failed ({reason(err)})")
@@ -311,7 +311,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
             note_cut(session, facts)
             return answer
         except Exception as err:  # noqa: BLE001
-            if only_one or not (is_out_of_memory(err) or _does_not_fit(err)):
+            if only_one or not (is_out_of_memory(err) or behind(err, DoesNotFit)):
                 raise
             recovery.release_noted(err, session)
             residency.cache(session).clear()
@@ -323,7 +323,7 @@ def _run_split(lf, info, count: int, session, *, only_one: bool = False) -> pa.T
 
 def _plan_retry(err: BaseException, session) -> tuple[bool, str]:
     """After the in-memory executor failed: stream over resident columns or host chunks?"""
-    if _does_not_fit(err):
+    if behind(err, DoesNotFit):
         return False, "inputs larger than the resident limit; using the streaming executor"
     if is_out_of_memory(err):
         # The resident columns of earlier queries may hold the room this one needs.
@@ -356,9 +356,3 @@ def _to_polars(result: DeviceTable, session) -> pl.DataFrame:
     session.transfers.record("collect result", df.estimated_size(), "device-to-host", "pageable",
                              time.perf_counter() - start)
     return df
-
-
-def _does_not_fit(err: BaseException | None) -> bool:
-    """Whether :class:`DoesNotFit` is ``err`` or behind it (a cause, a group's member)."""
-    return any(isinstance(e, DoesNotFit) for e in chained(err))
-

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import polars as pl
 
-from workbench.errors import ClusterFallbackWarning, chained  # the warning is re-exported here
+from workbench.errors import ClusterFallbackWarning, behind  # the warning is re-exported here
 from workbench.memory import consumers
 from workbench.session import current_session
 
@@ -366,7 +366,7 @@ def _lost_worker(client, before: set, err: BaseException, wait: float = 5.0) -> 
     from distributed import KilledWorker
     from distributed.comm import CommClosedError
 
-    if any(isinstance(e, (KilledWorker, CommClosedError)) for e in chained(err)):
+    if behind(err, (KilledWorker, CommClosedError)):
         return True
     # The survivors of a collective job may fail before the scheduler hears of the death.
     deadline = time.monotonic() + wait

@@ -38,7 +38,7 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
     or the files it reads are too large for polars in memory (it streams them), and
     with ``strict`` an error."""
     from workbench.engine import cpu, cudf_polars, recovery
-    from workbench.errors import DoesNotFit, chained, is_out_of_memory
+    from workbench.errors import DoesNotFit, behind, is_out_of_memory
     from workbench.frame import residency
     from workbench.frame.scan import feeding
 
@@ -60,7 +60,7 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
             recovery.release_noted(err, session)
             if not is_out_of_memory(err):
                 return None
-            if not any(isinstance(e, DoesNotFit) for e in chained(err)):
+            if not behind(err, DoesNotFit):
                 residency.cache(session).clear()  # earlier queries' columns may hold the room
             nt.set_node(node)
             try:
