@@ -10,6 +10,7 @@ and the column they disagree on.
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import os
 import re
@@ -170,32 +171,45 @@ def load_bytes(paths: list, kind: str, widths: dict[str, int]) -> int:
     memory), from at most :data:`FOOTERS` files, scaled by file size. Other formats:
     the file sizes. Remote or unreadable files count 0.
     """
-    sizes = {}
+    stats = {}
     for p in paths:
         try:
-            sizes[p] = os.path.getsize(p)
+            stats[p] = os.stat(p)
         except (OSError, TypeError, ValueError):
             pass
-    if not sizes or kind != "parquet":
-        return sum(sizes.values())
-    import pyarrow.parquet as pq
-
-    step = max(1, len(sizes) // FOOTERS)
+    total = sum(s.st_size for s in stats.values())
+    if not stats or kind != "parquet":
+        return total
+    step = max(1, len(stats) // FOOTERS)
     loads = on_disk = 0
-    for p in list(sizes)[::step][:FOOTERS]:
+    for p in list(stats)[::step][:FOOTERS]:
         try:
-            meta = pq.read_metadata(p)
+            groups = _footer(p, stats[p].st_size, stats[p].st_mtime_ns)
         except Exception:  # noqa: BLE001 - not a Parquet file: the reader says so itself
             continue
-        on_disk += sizes[p]
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            stored: dict[str, int] = {}
-            for c in range(group.num_columns):
-                name = group.column(c).path_in_schema.split(".")[0]
-                stored[name] = stored.get(name, 0) + group.column(c).total_uncompressed_size
-            loads += sum(max(stored[n], group.num_rows * w) for n, w in widths.items() if n in stored)
-    return int(loads * sum(sizes.values()) / on_disk) if on_disk else sum(sizes.values())
+        on_disk += stats[p].st_size
+        loads += sum(max(stored[n], rows * w) for rows, stored in groups
+                     for n, w in widths.items() if n in stored)
+    return int(loads * total / on_disk) if on_disk else total
+
+
+@functools.lru_cache(maxsize=4096)
+def _footer(path: str, size: int, mtime_ns: int) -> tuple:
+    """Per row group of a Parquet file, its rows and each column's uncompressed bytes:
+    read once per version of the file (``size`` and ``mtime_ns`` tell a rewritten one),
+    as a plan's inspection and its CPU run both ask, query after query."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    groups = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stored: dict[str, int] = {}
+        for c in range(group.num_columns):
+            name = group.column(c).path_in_schema.split(".")[0]
+            stored[name] = stored.get(name, 0) + group.column(c).total_uncompressed_size
+        groups.append((group.num_rows, stored))
+    return tuple(groups)
 
 
 def _fits_memory(path: Path, columns: list[str] | None) -> None:
