@@ -40,17 +40,13 @@ def collect(lf: pl.LazyFrame, session) -> pl.DataFrame:
 def streams(lf: pl.LazyFrame, session) -> str | None:
     """Why polars should stream ``lf`` on the CPU, or None to run it in memory."""
     read = scanned_bytes(lf)
-    room = _room(session)
+    room = session.hardware.host_memory_left()
     if not (read and room and read * IN_MEMORY_SHARE > room):
         return None
     from workbench.sizes import format_bytes
 
     return (f"the files read take ~{format_bytes(read)}, over 1/{IN_MEMORY_SHARE} of the "
             f"{format_bytes(room)} of host memory for the query: polars' streaming engine")
-
-
-def _room(session) -> int | None:
-    return session.hardware.host_memory_left()
 
 
 def scanned_bytes(lf: pl.LazyFrame) -> int:
