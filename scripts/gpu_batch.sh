@@ -2,7 +2,7 @@
 # The GPU checks, run on a machine where RAPIDS is on PYTHONPATH (e.g. /tmp/site):
 #   OUT=/folder bash scripts/gpu_batch.sh doctor tests notebooks demo held handoff formulations \
 #       suite-small|large|all|budget|budget-1e8 notebooks-full training training-beyond training-beyond-gpu tests-ml tests-these \
-#       training-these xgb-pages kmeans-memory passes wordings q-budget corpus views probes scaleout
+#       training-these xgb-pages kmeans-memory passes wordings q-budget corpus views probes cpu-streaming scaleout
 # Everything printed goes to $OUT/batch.log; JSON results beside it. With DEADLINE
 # (seconds since the epoch) no stage runs past it: each stage's limit is cut to fit.
 set -uo pipefail
@@ -92,6 +92,9 @@ run() {
         timeout "$(t 90)" python3 benchmarks/n_unique_forms.py --rows 3e7 --runs 3 --out "$OUT/n_unique-3e7.json"
         timeout "$(t 60)" python3 benchmarks/fetch_rates.py --mb 1024 --out "$OUT/fetch_rates.json"
         timeout "$(t 60)" python3 benchmarks/host_pages.py --mb 1024 --runs 3 --out "$OUT/host_pages.json" ;;
+      cpu-streaming)  # polars on the CPU over the corpus's files, in memory against streaming ($SOURCES: files, or memory)
+        timeout "$(t 400)" python3 benchmarks/cpu_streaming.py --corpus --rows "${ROWS:-3e7}" --runs 1 \
+          --sources "${SOURCES:-files}" --out "$OUT/cpu-streaming-corpus-${SOURCES:-files}.json" ;;
       scaleout)
         timeout "$(t 400)" python3 benchmarks/scaleout.py --rows 1e7 --partitions 16 --out "$OUT/scaleout.json" ;;
       suite-small|suite-large|suite-all|suite-budget|suite-budget-1e8)
