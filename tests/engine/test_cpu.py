@@ -1,6 +1,6 @@
-"""polars on the CPU: in memory, or streaming when the files a plan reads would not fit
-the host memory (engine/cpu.py). Real Parquet and CSV files; the host's memory is a fake
-profile's where a small one is needed."""
+"""polars on the CPU: streaming when a plan reads files, in memory over frames, and
+what is too large for polars in memory (engine/cpu.py). Real Parquet and CSV files; the
+host's memory is a fake profile's where a small one is needed."""
 
 from __future__ import annotations
 
@@ -43,24 +43,53 @@ def _small_host(mem_available: int):
     return wb.init(backend="cpu", probes=probes)
 
 
-def test_files_larger_than_half_the_free_memory_stream_with_the_same_answer(files):
+def test_plans_reading_files_stream_with_the_same_answer(files):
     path, df = files
     lf = pl.scan_parquet(path / "*.parquet").filter(pl.col("v") > 100).group_by("k") \
         .agg(pl.col("w").sum(), pl.len()).sort("k")
-    read = cpu.scanned_bytes(lf)
-    s = _small_host(read)  # the files take all of it: more than half
+    s = _small_host(100 * cpu.scanned_bytes(lf))  # room to spare: streamed all the same
     mark = len(s.log)
     got = wb.collect(lf)
     assert_frame_equal(got, lf.collect(), check_exact=False, rel_tol=1e-5)
     notes = [m for _, m in s.log[mark:]]
-    assert any("polars' streaming engine" in m for m in notes), notes
+    assert notes == ["collect: it reads ~8.4 MB of files: polars' streaming engine reads them "
+                     "in morsels (faster than loading them, and lighter)"], notes
     told = str(wb.explain(lf))
     assert "streaming engine" in told and "input: parquet scan of 4 files [k, w, v] 8.4 MB" in told, told
-    # with room for it, the same plan runs in memory and says nothing
-    roomy = _small_host(100 * read)
-    mark = len(roomy.log)
-    assert_frame_equal(wb.collect(lf), got)
-    assert not any("streaming" in m for _, m in roomy.log[mark:])
+    assert cpu.too_large(lf, s) is None
+    # engine="cpu" asks for polars' in-memory engine, and gets it
+    mark = len(s.log)
+    assert_frame_equal(wb.collect(lf, engine="cpu"), got, check_exact=False, rel_tol=1e-5)
+    assert s.log[mark:] == []
+
+
+def test_files_larger_than_half_the_free_memory_are_too_large_for_polars_in_memory(files):
+    path, _ = files
+    lf = pl.scan_parquet(path / "*.parquet").group_by("k").agg(pl.col("v").max())
+    read = cpu.scanned_bytes(lf)
+    s = _small_host(read)  # the files take all of it: more than half
+    why = cpu.too_large(lf, s)
+    assert why == ("the files read take ~7.2 MB, over 1/2 of the 7.2 MB of host memory for the "
+                   "query: polars' streaming engine"), why
+    assert cpu.streams(lf, s) == why
+    assert why in str(wb.explain(lf))
+    assert cpu.too_large(lf, _small_host(2 * read + 1)) is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(low=st.integers(-10, 1010), keys=st.sampled_from([["k"], ["k", "day"], ["day"]]),
+       how=st.sampled_from(["sum", "mean", "median", "n_unique", "max"]), limit=st.integers(1, 50))
+def test_streamed_file_plans_answer_as_polars_in_memory(tmp_path_factory, low, keys, how, limit):
+    path = tmp_path_factory.getbasetemp() / "streamed"
+    if not path.exists():
+        path.mkdir()
+        df = _table(60_000, 3)
+        for i in range(3):
+            df.slice(i * 20_000, 20_000).write_parquet(path / f"p{i}.parquet", row_group_size=5_000)
+    wb.init(backend="cpu")
+    lf = (pl.scan_parquet(path / "*.parquet").filter(pl.col("v") >= low)
+          .group_by(keys).agg(getattr(pl.col("w"), how)(), pl.len()).sort(keys).head(limit))
+    assert_frame_equal(wb.collect(lf), lf.collect(), check_exact=False, rel_tol=1e-5)
 
 
 def test_frames_and_polars_frames_are_in_memory_already(files):

@@ -111,7 +111,7 @@ def _refused(lf: pl.LazyFrame, session, info: plans.PlanInfo) -> Explanation | N
         if refused is None:
             return None
     why = f"the GPU engine refuses the plan ({reason(refused)})"
-    if (streaming := cpu.streams(lf, session)) is not None:
+    if (streaming := cpu.too_large(lf, session)) is not None:
         return Explanation("cpu", 1, 0, f"{why}; {streaming}", info)
     ran = partial.parts(lf, partial.acceptor(engines[0]))
     if not ran:

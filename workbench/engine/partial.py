@@ -43,7 +43,7 @@ def on_gpu(lf: pl.LazyFrame, session, failure: str, strict: bool | None) -> pl.D
     from workbench.frame.scan import feeding
 
     if (session.strict if strict is None else strict) or is_out_of_memory(failure) \
-            or cpu.streams(lf, session):
+            or cpu.too_large(lf, session):
         session.fallback("collect", failure, strict=strict)
         return cpu.collect(lf, session)
     engine = session.policy.polars_engine(executor="in-memory", raise_on_fail=True)
