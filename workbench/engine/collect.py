@@ -58,7 +58,8 @@ def collect(lf: pl.LazyFrame, engine: str = "auto", *, raise_on_fail: bool | Non
         Scans of files (``pl.scan_parquet``) and in-memory polars frames work too;
         Frames additionally stay resident on the GPU between queries.
     engine : {"auto", "cpu", "gpu", "streaming"}
-        ``"auto"``: the GPU when the session has one, else polars on the CPU.
+        ``"auto"``: the GPU when the session has one, else polars on the CPU
+        (its streaming engine for a plan that reads files; see :mod:`workbench.engine.cpu`).
         ``"gpu"``: the GPU; without one, the CPU with a warning (or an error when
         ``raise_on_fail``). ``"cpu"``: polars' in-memory engine. ``"streaming"``:
         polars' CPU streaming engine, for data larger than host memory.
