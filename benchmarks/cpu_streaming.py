@@ -1,15 +1,17 @@
 """polars on the CPU over Parquet files: in memory against streaming, time and peak memory.
 
-Without a GPU (or for a plan the GPU refuses) ``workbench.collect`` runs polars in
-memory unless the files a plan reads would take more than half of the host memory
-available; then it streams (``workbench/engine/cpu.py``). This measures what the two
-cost over the catalog's ``h2o_groupby`` table: seconds and the process's peak resident
+Without a GPU (or for a plan the GPU refuses) ``workbench.collect`` has polars stream a
+plan that reads files and run one over frames in memory (``workbench/engine/cpu.py``),
+from what this measures. By default it times the two ways over the catalog's
+``h2o_groupby`` table: seconds and the process's peak resident
 memory for a few group-bys, each way in a fresh process (peak memory is per process),
 beside the bytes ``workbench.engine.cpu.scanned_bytes`` expects the files to load.
 With ``--corpus`` the queries are the analytic corpus's (``corpus_queries.py``: joins,
 windows, sorts, string and date filters over the catalog's tables), each answer checked
 against the in-memory one; ``--sources memory`` reads the tables into memory first
-(outside the time), as a notebook holding DataFrames has them.
+(outside the time), as a notebook holding DataFrames has them, and ``--sources frames``
+into Frames, queried through ``workbench.collect`` on the CPU (``engine="cpu"`` against
+``engine="streaming"``).
 
     python benchmarks/cpu_streaming.py --rows 1e7 --out cpu-streaming.json
     python benchmarks/cpu_streaming.py --corpus --rows 1e7 --out cpu-streaming-corpus.json
@@ -59,12 +61,20 @@ import json, sys, time
 {peak}import polars as pl
 sys.path.insert(0, {benchmarks!r})
 import corpus_queries as C
-paths = json.loads(sys.argv[1])
-read = pl.read_parquet if {memory!r} else pl.scan_parquet
-tables = {{n: read(files).lazy() for n, files in paths.items()}}
+paths, sources = json.loads(sys.argv[1]), {sources!r}
+if sources == "frames":  # Frames of the workbench, run by workbench.collect on the CPU
+    import os
+    import workbench as wb
+    wb.init(backend="cpu")
+    tables = {{n: wb.Frame.from_parquet(os.path.dirname(files[0])).lazy() for n, files in paths.items()}}
+    run = lambda lf: wb.collect(lf, engine="cpu" if {engine!r} == "in-memory" else "streaming")
+else:
+    read = pl.read_parquet if sources == "memory" else pl.scan_parquet
+    tables = {{n: read(files).lazy() for n, files in paths.items()}}
+    run = lambda lf: lf.collect(engine={engine!r})
 lf = C.QUERIES[{name!r}].build(tables)
 start = time.perf_counter()
-df = lf.collect(engine={engine!r})
+df = run(lf)
 seconds = time.perf_counter() - start
 df.write_ipc(sys.argv[2])
 print(seconds, df.height, peak())
@@ -112,7 +122,7 @@ def groupby_queries(rows: int, runs: int) -> tuple[dict, int]:
     return results, sum(f.stat().st_size for f in path.glob("*.parquet"))
 
 
-def corpus_queries(rows: int, runs: int, memory: bool = False) -> tuple[dict, int]:
+def corpus_queries(rows: int, runs: int, sources: str = "files") -> tuple[dict, int]:
     import os
     import tempfile
 
@@ -131,7 +141,7 @@ def corpus_queries(rows: int, runs: int, memory: bool = False) -> tuple[dict, in
             used = json.dumps({n: paths[n] for n in q.tables})
             for engine in ENGINES:
                 code = CORPUS_CHILD.format(benchmarks=str(Path(__file__).parent), name=name,
-                                           engine=engine, peak=PEAK, memory=memory)
+                                           engine=engine, peak=PEAK, sources=sources)
                 entry[engine] = _child(code, [used, os.path.join(tmp, engine)], runs)
             why = K.compare(pl.read_ipc(os.path.join(tmp, "in-memory")),
                             pl.read_ipc(os.path.join(tmp, "streaming")), q.ordered)
@@ -146,8 +156,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", default="1e7")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--corpus", action="store_true", help="the analytic corpus's queries")
-    ap.add_argument("--sources", choices=("files", "memory"), default="files",
-                    help="with --corpus: scan the Parquet files, or read them into memory first")
+    ap.add_argument("--sources", choices=("files", "memory", "frames"), default="files",
+                    help="with --corpus: scan the Parquet files, read them into memory first, "
+                         "or into workbench Frames (run by workbench.collect)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
 
@@ -155,7 +166,7 @@ def main(argv=None) -> int:
 
     rows = int(float(a.rows))
     if a.corpus:
-        results, parquet_bytes = corpus_queries(rows, a.runs, a.sources == "memory")
+        results, parquet_bytes = corpus_queries(rows, a.runs, a.sources)
     else:
         results, parquet_bytes = groupby_queries(rows, a.runs)
     totals = {e: sum(r[e]["seconds"] for r in results.values()) for e in ENGINES}

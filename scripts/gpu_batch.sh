@@ -92,7 +92,7 @@ run() {
         timeout "$(t 90)" python3 benchmarks/n_unique_forms.py --rows 3e7 --runs 3 --out "$OUT/n_unique-3e7.json"
         timeout "$(t 60)" python3 benchmarks/fetch_rates.py --mb 1024 --out "$OUT/fetch_rates.json"
         timeout "$(t 60)" python3 benchmarks/host_pages.py --mb 1024 --runs 3 --out "$OUT/host_pages.json" ;;
-      cpu-streaming)  # polars on the CPU over the corpus's files, in memory against streaming ($SOURCES: files, or memory)
+      cpu-streaming)  # polars on the CPU over the corpus's files, in memory against streaming ($SOURCES: files, memory or frames)
         timeout "$(t 400)" python3 benchmarks/cpu_streaming.py --corpus --rows "${ROWS:-3e7}" --runs 1 \
           --sources "${SOURCES:-files}" --out "$OUT/cpu-streaming-corpus-${SOURCES:-files}.json" ;;
       scaleout)
