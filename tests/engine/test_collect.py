@@ -35,6 +35,31 @@ def test_collect_over_frames_equals_polars_on_every_cpu_engine():
                                check_exact=False, rel_tol=1e-9), (name, engine)
 
 
+@settings(max_examples=20, deadline=None)
+@given(threshold=st.floats(-3, 3), limit=st.integers(1, 300_000),
+       how=st.sampled_from(["sum", "first", "last", "cum_sum", "head"]))
+def test_a_frame_streamed_in_batches_answers_as_polars_in_memory(big_frame, threshold, limit, how):
+    """polars' streaming engine reads a Frame in batches of 100,000 rows: answers, and
+    the row order of the ones that have one, are polars' in memory."""
+    df, frame = big_frame
+    v = pl.col("v")
+    if how == "head":
+        q = lambda lf: lf.filter(v > threshold).head(limit)
+    elif how == "cum_sum":
+        q = lambda lf: lf.filter(v > threshold).select(v.cum_sum()).tail(3)
+    else:
+        q = lambda lf: lf.filter(v > threshold).group_by("g").agg(getattr(v, how)(), pl.len()).sort("g")
+    assert_frame_equal(wb.collect(q(frame.lazy()), engine="streaming"), q(df.lazy()).collect(),
+                       check_exact=False, rel_tol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def big_frame():
+    wb.init(backend="auto")
+    df = _frame(250_000, 7)
+    return df, wb.Frame.from_polars(df)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 300), st.integers(0, 2**31 - 1), st.floats(-2, 2))
 def test_filters_pushed_into_the_scan_are_applied(n, seed, threshold):

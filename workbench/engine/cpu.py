@@ -10,8 +10,8 @@ another run), with lower peak memory for 19 of them; a distinct count per group 
 semi join were slower (2.4x, 1.6x), every answer the same (``benchmarks/cpu_streaming.py
 --corpus``).
 Frames and polars frames are in host memory already: plans over them alone run in
-memory, as polars runs them by default (over Frames, which reach polars through a Python
-IO source, streaming was slower: 20.3 s against 15.6 s over the corpus at 1e7 rows).
+memory, as polars runs them by default (over Frames streaming gained less: 14.5 s against
+16.3 s over the corpus at 1e7 rows on 2 cores, not yet measured on many).
 
 :func:`too_large` says when the files would not fit in memory at all: half of the host
 memory available, the least of what the session found at its start and what there is

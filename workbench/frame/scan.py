@@ -1,6 +1,7 @@
 """How a Frame is scanned by polars: the IO source behind ``Frame.lazy()`` and its GPU feed.
 
-polars' CPU engine gets the frame's zero-copy polars view (projected, filtered). The
+polars' CPU engine gets the frame's zero-copy polars view (projected, filtered; in the
+batches its streaming engine asks for, which spreads them over its threads). The
 GPU engine, while :func:`workbench.collect` runs it, gets what the active
 :class:`GPUFeed` says:
 
@@ -128,8 +129,13 @@ def source(frame):
             df = df.head(n_rows)
         if streaming:
             step = chunk_rows(frame, df.estimated_size() // max(1, df.height))
-            return (df.slice(start, step) for start in range(0, max(df.height, 1), step))
-        return iter([df])
+        elif batch_size:
+            # polars' CPU streaming engine asks for batches: handed the frame whole, it ran
+            # a group-by 2.6x slower than over the same rows as a polars DataFrame
+            step = batch_size
+        else:
+            return iter([df])
+        return (df.slice(start, step) for start in range(0, max(df.height, 1), step))
 
     scan.frame_ref = weakref.ref(frame)  # how a plan's scan is traced back to its Frame
     return scan
