@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import polars as pl
 from polars.testing import assert_frame_equal
 
 import workbench as wb

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.profiles import EXPECTED_PLATFORM, GB, GiB, NVMLError, PROFILES, hardware_profile, probes, profile_params
-from workbench import hardware
 from workbench.hardware import probes as hw_probes
 from workbench.hardware import (
     PLATFORMS,
