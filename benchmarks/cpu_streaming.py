@@ -48,11 +48,10 @@ seconds = time.perf_counter() - start
 print(seconds, df.height, peak())
 """
 
-# The process's own peak resident memory: ru_maxrss would count the parent's at the fork.
-PEAK = """
-def peak():
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
+# The process's own peak resident memory (VmHWM): ru_maxrss would count the parent's at
+# the fork.
+PEAK = """from workbench.bench.memory import read_status_bytes
+peak = lambda: read_status_bytes("VmHWM")
 """
 
 # A corpus query over the tables' files; its answer is written for the parent to compare.

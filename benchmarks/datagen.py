@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 def child(args) -> None:
     sys.path.insert(0, str(HERE.parent))
     from workbench import datasets
+    from workbench.bench.memory import read_status_bytes
     from workbench.datasets import catalog as _catalog, writer as _writer
 
     params = dict(json.loads(args.params))
@@ -46,7 +46,8 @@ def child(args) -> None:
         "seconds": seconds,
         "parquet_bytes": sum(p.stat().st_size for p in files),
         "files": len(files),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # the child's own peak: ru_maxrss would count the parent's at the fork
+        "peak_rss_bytes": read_status_bytes("VmHWM"),
         "threads": threads,
         "default_threads": {t: _writer.default_threads(p.bytes_per_row) for t, p in plans.items()},
         "row_group_rows": _writer.ROW_GROUP,
